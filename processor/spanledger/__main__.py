@@ -1,0 +1,5 @@
+import sys
+
+from spanledger.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``spanledger`` command line: one module per command group."""

@@ -1,0 +1,62 @@
+"""Entry point of the ``spanledger`` command.
+
+Each command group lives in its own module with a ``register(subparsers)``
+function; this file only wires them together and turns a user's mistake
+(:class:`UsageError`, :class:`~spanledger.yamlconf.ConfigError`) into one
+line on stderr and exit code 2, the way argparse itself reports bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from spanledger.yamlconf import ConfigError
+
+#: command-group modules, in the order ``--help`` lists them
+COMMAND_MODULES = ("demo", "collector", "db", "report", "prices")
+
+
+class UsageError(Exception):
+    """A user's mistake on the command line: printed as one line, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spanledger",
+        description="Cost and ownership for every LLM call: collect, roll up, report.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"spanledger.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"spanledger.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ConfigError) as exc:
+        print(f"spanledger {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

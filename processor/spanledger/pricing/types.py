@@ -1,0 +1,62 @@
+"""Value types shared by the catalog, the span processor and the collector.
+
+Money is :class:`~decimal.Decimal` quantized to 1e-12 USD (the scale of the
+ClickHouse ``Decimal(38, 12)`` columns), so a cost survives span attribute ->
+OTLP -> ClickHouse without a rounding step anywhere on the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+
+#: the smallest amount stored anywhere: one pico-dollar
+USD_QUANTUM = Decimal("1e-12")
+ZERO = Decimal(0)
+
+
+def usd(value: Decimal) -> Decimal:
+    """Round a USD amount to the stored scale (banker's rounding, no drift in sums)."""
+    return value.quantize(USD_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Usage of one call, normalized to the GenAI semconv meaning.
+
+    ``input_tokens`` is the total input *including* cache reads and cache
+    writes (what OpenAI reports, and what the Anthropic instrumentation
+    reports after adding them up); the cache counts say how much of it was
+    billed at the cache rates.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return max(self.input_tokens - self.cache_read_tokens - self.cache_write_tokens, 0)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.input_tokens or self.output_tokens or self.cache_read_tokens
+                    or self.cache_write_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """A priced call: the parts add up to :attr:`total` exactly."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    #: which catalog priced it, e.g. ``genai-prices@0.2.3`` or ``override:prices.yaml``
+    source: str
+
+    @property
+    def total(self) -> Decimal:
+        return self.input + self.output + self.cache_read + self.cache_write

@@ -1,0 +1,51 @@
+"""The one interface every storage backend offers (embedded chdb, ClickHouse server).
+
+Reports, migrations and the collector's writer talk to this protocol only, so
+the same SQL runs on the embedded engine in tests and on a server in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+
+class StoreError(RuntimeError):
+    """The store refused or could not run a statement (message from ClickHouse)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now: callers spool and retry."""
+
+
+class StoreLocked(StoreUnavailable):
+    """Another process (usually ``spanledger collector``) owns this embedded store."""
+
+
+class Store(Protocol):
+    url: str
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a SELECT, as Python values (Decimal for decimals, datetime for times)."""
+
+    def query_columns(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of a SELECT."""
+
+    def command(self, sql: str, settings: dict[str, Any] | None = None) -> None:
+        """A statement without result rows (DDL, INSERT ... SELECT)."""
+
+    def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        """Insert ``data`` into ``table``; a repeated ``dedup_token`` inserts nothing
+        again, in the table and in every materialized view below it."""
+
+    def close(self) -> None: ...
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def columns_of(names: Sequence[str]) -> str:
+    return ", ".join(quote_ident(n) for n in names)
