@@ -1,8 +1,10 @@
 -- The OpenTelemetry Collector contrib clickhouse exporter's traces table, column
 -- for column, so the contrib exporter (create_schema: false), rotel and
 -- `spanledger collector` all write the same rows and get the same rollups.
--- Dollar-brace placeholders are filled by `spanledger db migrate` (engine, cluster).
-CREATE TABLE IF NOT EXISTS otel_traces ${ON_CLUSTER}
+-- Dollar-brace placeholders are filled by `spanledger db migrate` (engine, cluster,
+-- TTL, table names: on a cluster ${otel_traces} is the shard-local table
+-- otel_traces_local and `otel_traces` becomes a Distributed table over it).
+CREATE TABLE IF NOT EXISTS ${otel_traces} ${ON_CLUSTER}
 (
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),

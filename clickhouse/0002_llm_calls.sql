@@ -2,7 +2,7 @@
 -- A span that carries GenAI usage but no spanledger status (written by a
 -- collector that does not price) lands here as `unpriced`: visible, never a silent zero.
 -- Money is Decimal(38, 12): exact to the pico-dollar, summed without drift.
-CREATE TABLE IF NOT EXISTS llm_calls ${ON_CLUSTER}
+CREATE TABLE IF NOT EXISTS ${llm_calls} ${ON_CLUSTER}
 (
     Timestamp DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
     Day Date CODEC(Delta, ZSTD(1)),
@@ -47,7 +47,7 @@ ORDER BY (Day, Team, Feature, Model, TraceId, SpanId)
 ${TTL_CALLS}
 SETTINGS index_granularity = 8192${DEDUP_SETTING};
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_mv ${ON_CLUSTER} TO llm_calls AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_mv ${ON_CLUSTER} TO ${llm_calls} AS
 SELECT
     toDateTime64(Timestamp, 9, 'UTC') AS Timestamp,
     toDate(Timestamp, 'UTC') AS Day,
@@ -100,7 +100,7 @@ SELECT
     toUInt32OrZero(SpanAttributes['spanledger.step']) AS Step,
     Duration AS DurationNs,
     StatusCode
-FROM otel_traces
+FROM ${otel_traces}
 WHERE SpanAttributes['spanledger.cost.status'] IN ('priced', 'unpriced', 'aggregate')
    OR (SpanAttributes['spanledger.cost.status'] = ''
        AND (mapContains(SpanAttributes, 'gen_ai.usage.input_tokens')

@@ -2,7 +2,7 @@
 -- Spans of one trace arriving in different batches, minutes or services are
 -- separate input rows that merge here; read with GROUP BY TraceId (or FINAL).
 -- Aggregate spans (invoke_agent, framework sums) add nothing.
-CREATE TABLE IF NOT EXISTS llm_cost_by_trace ${ON_CLUSTER}
+CREATE TABLE IF NOT EXISTS ${llm_cost_by_trace} ${ON_CLUSTER}
 (
     TraceId String,
     Start SimpleAggregateFunction(min, DateTime64(9, 'UTC')),
@@ -29,7 +29,7 @@ ORDER BY TraceId
 ${TTL_BY_TRACE}
 SETTINGS index_granularity = 8192${DEDUP_SETTING};
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS llm_cost_by_trace_mv ${ON_CLUSTER} TO llm_cost_by_trace AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS llm_cost_by_trace_mv ${ON_CLUSTER} TO ${llm_cost_by_trace} AS
 SELECT
     TraceId,
     min(Timestamp) AS Start,
@@ -50,5 +50,5 @@ SELECT
     sumIf(CacheReadTokens, Status != 'aggregate') AS CacheReadTokens,
     sumIf(CacheWriteTokens, Status != 'aggregate') AS CacheWriteTokens,
     sumIf(Cost, Status = 'priced') AS Cost
-FROM llm_calls
+FROM ${llm_calls}
 GROUP BY TraceId;

@@ -1,7 +1,7 @@
 -- Showback and chargeback read this: per day x attribution x model x status.
 -- Empty attribution strings are kept as such (reports label them
 -- "(unattributed)") so untagged spend is its own visible row.
-CREATE TABLE IF NOT EXISTS llm_cost_daily ${ON_CLUSTER}
+CREATE TABLE IF NOT EXISTS ${llm_cost_daily} ${ON_CLUSTER}
 (
     Day Date,
     Team LowCardinality(String),
@@ -22,13 +22,16 @@ CREATE TABLE IF NOT EXISTS llm_cost_daily ${ON_CLUSTER}
     ReasoningTokens UInt64,
     Cost Decimal(38, 12)
 )
-ENGINE = ${SummingMergeTree}((Calls, Errors, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens, Cost))
+-- No column list: SummingMergeTree sums every numeric column outside the sorting
+-- key, which is exactly Calls..Cost, and the bare name also fits the Replicated
+-- engine's (zoo_path, replica) arguments on a cluster.
+ENGINE = ${SummingMergeTree}
 PARTITION BY toYYYYMM(Day)
 ORDER BY (Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, Model, Status)
 ${TTL_DAILY}
 SETTINGS index_granularity = 8192${DEDUP_SETTING};
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS llm_cost_daily_mv ${ON_CLUSTER} TO llm_cost_daily AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS llm_cost_daily_mv ${ON_CLUSTER} TO ${llm_cost_daily} AS
 SELECT
     Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, Model, Status,
     count() AS Calls,
@@ -39,6 +42,6 @@ SELECT
     sum(CacheWriteTokens) AS CacheWriteTokens,
     sum(ReasoningTokens) AS ReasoningTokens,
     sum(Cost) AS Cost
-FROM llm_calls
+FROM ${llm_calls}
 WHERE Status != 'aggregate'
 GROUP BY Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, Model, Status;

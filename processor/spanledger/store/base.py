@@ -30,7 +30,9 @@ class Store(Protocol):
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of a SELECT, as Python values (Decimal for decimals, datetime for times)."""
 
-    def query_columns(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def query_columns(
+        self, sql: str, params: dict[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Column names and rows of a SELECT."""
 
     def command(self, sql: str, settings: dict[str, Any] | None = None) -> None:

@@ -1,0 +1,45 @@
+"""spanledger: cost and ownership for every LLM call, on OpenTelemetry + ClickHouse.
+
+Public API:
+
+- :func:`configure` sets up a TracerProvider with the cost processor and an OTLP exporter.
+- :func:`attribute` (context manager / decorator) puts team, feature, customer,
+  user and cost_center into W3C baggage so every span below is attributed.
+- :class:`CostSpanProcessor` for users who build their own provider.
+
+The names are loaded lazily so ``spanledger`` commands that never trace
+(reports, db) do not pay for importing the SDK and the price catalog.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["CostSpanProcessor", "attribute", "configure"]
+
+if TYPE_CHECKING:
+    from spanledger.processor.attribution import attribute
+    from spanledger.processor.cost_processor import CostSpanProcessor
+    from spanledger.processor.setup import configure
+
+_LAZY = {
+    "attribute": "spanledger.processor.attribution",
+    "CostSpanProcessor": "spanledger.processor.cost_processor",
+    "configure": "spanledger.processor.setup",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spanledger' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,332 @@
+"""OTLP spans -> an Arrow table with exactly the columns of ``otel_traces``.
+
+The rows must be the ones the OpenTelemetry Collector contrib ClickHouse
+exporter writes, so the same materialized views and dashboards work whoever
+wrote the data:
+
+- ``Timestamp`` is the span start (ns); ``Duration`` is end - start in ns.
+- ids are lowercase hex; an empty parent id is ``''``.
+- ``SpanKind`` / ``StatusCode`` are the strings of the contrib exporter
+  (:data:`SPAN_KINDS`, :data:`STATUS_CODES`, one place to change).
+- attribute values become strings like pdata's ``Value.AsString()``: ints in
+  decimal, bools ``true``/``false``, doubles like Go's
+  ``strconv.FormatFloat(v, 'f', -1, 64)`` (shortest round-trip digits, never an
+  exponent, so ClickHouse's ``toDecimal128OrZero`` reads costs), bytes as
+  base64, arrays and maps as JSON with sorted keys.
+- ``ServiceName`` comes from the resource's ``service.name``.
+
+This is the collector's hot path (every span passes here once), so columns
+are collected as flat Python lists and each Arrow array is built once; map
+columns are built from flat key/value lists and offsets instead of per-row
+dicts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from spanledger import semconv
+
+#: SpanKind enum value -> otel_traces.SpanKind (contrib exporter's traceutil.SpanKindStr)
+SPAN_KINDS: dict[int, str] = {
+    0: "SPAN_KIND_UNSPECIFIED",
+    1: "SPAN_KIND_INTERNAL",
+    2: "SPAN_KIND_SERVER",
+    3: "SPAN_KIND_CLIENT",
+    4: "SPAN_KIND_PRODUCER",
+    5: "SPAN_KIND_CONSUMER",
+}
+#: Status.code enum value -> otel_traces.StatusCode (contrib exporter's traceutil.StatusCodeStr)
+STATUS_CODES: dict[int, str] = {0: "STATUS_CODE_UNSET", 1: "STATUS_CODE_OK", 2: "STATUS_CODE_ERROR"}
+
+_MAP = pa.map_(pa.string(), pa.string())
+_TS = pa.timestamp("ns", tz="UTC")
+
+#: the Arrow types of the otel_traces columns, in table order
+SCHEMA = pa.schema([
+    ("Timestamp", _TS),
+    ("TraceId", pa.string()),
+    ("SpanId", pa.string()),
+    ("ParentSpanId", pa.string()),
+    ("TraceState", pa.string()),
+    ("SpanName", pa.string()),
+    ("SpanKind", pa.string()),
+    ("ServiceName", pa.string()),
+    ("ResourceAttributes", _MAP),
+    ("ScopeName", pa.string()),
+    ("ScopeVersion", pa.string()),
+    ("SpanAttributes", _MAP),
+    ("Duration", pa.uint64()),
+    ("StatusCode", pa.string()),
+    ("StatusMessage", pa.string()),
+    ("Events.Timestamp", pa.list_(_TS)),
+    ("Events.Name", pa.list_(pa.string())),
+    ("Events.Attributes", pa.list_(_MAP)),
+    ("Links.TraceId", pa.list_(pa.string())),
+    ("Links.SpanId", pa.list_(pa.string())),
+    ("Links.TraceState", pa.list_(pa.string())),
+    ("Links.Attributes", pa.list_(_MAP)),
+])
+
+#: called with (span attributes as strings, start time ns); may add attributes
+Enricher = Callable[[dict[str, str], int], None]
+
+
+def format_double(value: float) -> str:
+    """Go's ``strconv.FormatFloat(v, 'f', -1, 64)``: shortest digits, no exponent."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    if text.endswith(".0"):
+        text = text[:-2]
+    return text
+
+
+def _json_text(text: str) -> str:
+    # Go's encoding/json escapes these for HTML safety; match its bytes.
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _raw(value: Any) -> Any:
+    """An AnyValue as the plain Python value pdata's ``AsRaw()`` gives (for JSON)."""
+    fields = value.ListFields()
+    if not fields:
+        return None
+    fd, v = fields[0]
+    name = fd.name
+    if name == "array_value":
+        return [_raw(x) for x in v.values]
+    if name == "kvlist_value":
+        return {kv.key: _raw(kv.value) for kv in v.values}
+    if name == "bytes_value":
+        return base64.b64encode(v).decode()
+    if name == "double_value":
+        return _GoFloat(v)
+    return v
+
+
+class _GoFloat(float):
+    """A float that json.dumps renders like Go's encoding/json."""
+
+    def __repr__(self) -> str:
+        f = float(self)
+        if f == int(f) and abs(f) < 1e21:
+            return str(int(f))
+        return repr(f)
+
+
+def _json(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+    return _json_text(text)
+
+
+def value_string(value: Any) -> str:
+    """``AnyValue`` -> string exactly like pdata ``Value.AsString()``."""
+    fields = value.ListFields()
+    if not fields:
+        return ""
+    fd, v = fields[0]
+    kind = type(v)
+    if kind is str:
+        return v
+    if kind is bool:
+        return "true" if v else "false"
+    if kind is int:
+        return str(v)
+    if kind is float:
+        return format_double(v)
+    if kind is bytes:
+        return base64.b64encode(v).decode()
+    return _json(_raw(value))
+
+
+def attrs_dict(kvs: Iterable[Any]) -> dict[str, str]:
+    """Attributes as a key -> string dict (a repeated key: the last one wins)."""
+    out: dict[str, str] = {}
+    for kv in kvs:
+        v = kv.value
+        fields = v.ListFields()
+        if fields:
+            s = fields[0][1]
+            kind = type(s)
+            if kind is not str:
+                if kind is int:
+                    s = str(s)
+                elif kind is bool:
+                    s = "true" if s else "false"
+                else:
+                    s = value_string(v)
+        else:
+            s = ""
+        out[kv.key] = s
+    return out
+
+
+class Columns:
+    """Column lists for one Arrow table, filled request by request."""
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.trace: list[str] = []
+        self.span: list[str] = []
+        self.parent: list[str] = []
+        self.state: list[str] = []
+        self.name: list[str] = []
+        self.kind: list[str] = []
+        self.service: list[str] = []
+        self.res_off: list[int] = [0]
+        self.res_k: list[str] = []
+        self.res_v: list[str] = []
+        self.scope_name: list[str] = []
+        self.scope_version: list[str] = []
+        self.attr_off: list[int] = [0]
+        self.attr_k: list[str] = []
+        self.attr_v: list[str] = []
+        self.duration: list[int] = []
+        self.status: list[str] = []
+        self.status_msg: list[str] = []
+        self.ev_ts: list[list[int]] = []
+        self.ev_name: list[list[str]] = []
+        self.ev_attrs: list[list[dict[str, str]]] = []
+        self.ln_trace: list[list[str]] = []
+        self.ln_span: list[list[str]] = []
+        self.ln_state: list[list[str]] = []
+        self.ln_attrs: list[list[dict[str, str]]] = []
+        #: (trace id, span id) bytes seen: an SDK retry must not become two rows
+        self.seen: set[bytes] = set()
+        self.duplicates = 0
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def add(self, request: ExportTraceServiceRequest, enrich: Enricher | None = None) -> None:
+        seen = self.seen
+        kinds, codes = SPAN_KINDS, STATUS_CODES
+        ts, trace, span_col, parent, state = self.ts, self.trace, self.span, self.parent, self.state
+        name, kind, service = self.name, self.kind, self.service
+        res_off, res_k, res_v = self.res_off, self.res_k, self.res_v
+        scope_name, scope_version = self.scope_name, self.scope_version
+        attr_off, attr_k, attr_v = self.attr_off, self.attr_k, self.attr_v
+        duration, status, status_msg = self.duration, self.status, self.status_msg
+        ev_ts, ev_name, ev_attrs = self.ev_ts, self.ev_name, self.ev_attrs
+        ln_trace, ln_span, ln_state, ln_attrs = self.ln_trace, self.ln_span, self.ln_state, self.ln_attrs
+        empty: list[Any] = []
+        for rs in request.resource_spans:
+            rattrs = attrs_dict(rs.resource.attributes)
+            rkeys, rvals = list(rattrs), list(rattrs.values())
+            nres = len(rkeys)
+            svc = rattrs.get(semconv.SERVICE_NAME, "")
+            for ss in rs.scope_spans:
+                scope = ss.scope
+                sname, sver = scope.name, scope.version
+                for sp in ss.spans:
+                    tid = sp.trace_id
+                    sid = sp.span_id
+                    key = tid + sid
+                    if key in seen:
+                        self.duplicates += 1
+                        continue
+                    seen.add(key)
+                    start = sp.start_time_unix_nano
+                    ts.append(start)
+                    trace.append(tid.hex())
+                    span_col.append(sid.hex())
+                    parent.append(sp.parent_span_id.hex())
+                    state.append(sp.trace_state)
+                    name.append(sp.name)
+                    kind.append(kinds.get(sp.kind, ""))
+                    service.append(svc)
+                    res_k.extend(rkeys)
+                    res_v.extend(rvals)
+                    res_off.append(res_off[-1] + nres)
+                    scope_name.append(sname)
+                    scope_version.append(sver)
+                    attrs = attrs_dict(sp.attributes)
+                    if enrich is not None:
+                        enrich(attrs, start)
+                    attr_k.extend(attrs)
+                    attr_v.extend(attrs.values())
+                    attr_off.append(attr_off[-1] + len(attrs))
+                    end = sp.end_time_unix_nano
+                    duration.append(end - start if end > start else 0)
+                    st = sp.status
+                    status.append(codes.get(st.code, ""))
+                    status_msg.append(st.message)
+                    if sp.events:
+                        evs = sp.events
+                        ev_ts.append([e.time_unix_nano for e in evs])
+                        ev_name.append([e.name for e in evs])
+                        ev_attrs.append([attrs_dict(e.attributes) for e in evs])
+                    else:
+                        ev_ts.append(empty)
+                        ev_name.append(empty)
+                        ev_attrs.append(empty)
+                    if sp.links:
+                        lks = sp.links
+                        ln_trace.append([lk.trace_id.hex() for lk in lks])
+                        ln_span.append([lk.span_id.hex() for lk in lks])
+                        ln_state.append([lk.trace_state for lk in lks])
+                        ln_attrs.append([attrs_dict(lk.attributes) for lk in lks])
+                    else:
+                        ln_trace.append(empty)
+                        ln_span.append(empty)
+                        ln_state.append(empty)
+                        ln_attrs.append(empty)
+
+    def table(self) -> pa.Table:
+        def strings(values: list[str]) -> pa.Array:
+            return pa.array(values, pa.string())
+
+        def map_array(offsets: list[int], keys: list[str], values: list[str]) -> pa.Array:
+            return pa.MapArray.from_arrays(
+                pa.array(offsets, pa.int32()), strings(keys), strings(values)
+            )
+
+        def list_of_maps(rows: list[list[dict[str, str]]]) -> pa.Array:
+            return pa.array([[list(m.items()) for m in row] for row in rows], pa.list_(_MAP))
+
+        arrays = [
+            pa.array(self.ts, pa.int64()).cast(_TS),
+            strings(self.trace),
+            strings(self.span),
+            strings(self.parent),
+            strings(self.state),
+            strings(self.name),
+            strings(self.kind),
+            strings(self.service),
+            map_array(self.res_off, self.res_k, self.res_v),
+            strings(self.scope_name),
+            strings(self.scope_version),
+            map_array(self.attr_off, self.attr_k, self.attr_v),
+            pa.array(self.duration, pa.uint64()),
+            strings(self.status),
+            strings(self.status_msg),
+            pa.array(self.ev_ts, pa.list_(pa.int64())).cast(pa.list_(_TS)),
+            pa.array(self.ev_name, pa.list_(pa.string())),
+            list_of_maps(self.ev_attrs),
+            pa.array(self.ln_trace, pa.list_(pa.string())),
+            pa.array(self.ln_span, pa.list_(pa.string())),
+            pa.array(self.ln_state, pa.list_(pa.string())),
+            list_of_maps(self.ln_attrs),
+        ]
+        return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def to_table(requests: Iterable[ExportTraceServiceRequest], enrich: Enricher | None = None) -> pa.Table:
+    """All spans of ``requests`` as one ``otel_traces`` table (duplicates dropped)."""
+    cols = Columns()
+    for request in requests:
+        cols.add(request, enrich)
+    return cols.table()

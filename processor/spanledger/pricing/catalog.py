@@ -1,0 +1,406 @@
+"""The price catalog: genai-prices data, overridden by the overrides file.
+
+Every call is priced at the price in force at its OWN time (genai-prices
+models price changes as date-conditional prices; the overrides file has
+``effective_from``), so a price cut never re-prices last month.
+
+Speed: this runs on every GenAI span end in the service. The expensive part of
+``genai_prices.calc_price`` (~120 us) is matching a model name against
+thousands of patterns; here each (provider, model) pair is resolved once and
+cached (unknown models too), and each genai-prices price list is compiled once
+into a :class:`~spanledger.pricing.rates.RateCard`. A cached call then costs a
+dict lookup, the price-period choice and a handful of Decimal operations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import genai_prices
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import (
+    ConditionalPrice,
+    ModelInfo,
+    ModelPrice,
+    Provider,
+    StartDateConstraint,
+    TieredPrices,
+    TimeOfDateConstraint,
+)
+from opentelemetry import metrics
+
+from spanledger import semconv
+from spanledger.pricing.overrides import (
+    CallPeriod,
+    ModelPeriod,
+    Overrides,
+    Rule,
+    load_overrides,
+)
+from spanledger.pricing.providers import NO_CATALOG, genai_prices_provider
+from spanledger.pricing.rates import RateCard, base_price, compile_model_price, token_card
+from spanledger.pricing.types import ZERO, Cost, TokenUsage, usd
+
+log = logging.getLogger(__name__)
+
+#: environment variable naming the overrides file (PriceCatalog.from_env)
+PRICES_FILE_ENV = "SPANLEDGER_PRICES_FILE"
+#: bound on every per-name cache: model names come from spans, i.e. from outside
+MAX_CACHE = 4096
+#: bound on distinct (provider, model) unpriced counters; the rest count under ("*", "*")
+MAX_UNPRICED_KEYS = 1000
+
+_meter = metrics.get_meter("spanledger.pricing")
+#: OpenTelemetry counter (a no-op until the application installs a MeterProvider)
+UNPRICED_COUNTER = _meter.create_counter(
+    "spanledger.spans.unpriced", unit="{span}",
+    description="GenAI spans with usage whose model has no price (catalog or overrides)",
+)
+
+_TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+
+
+@dataclass(frozen=True)
+class PricePeriod:
+    """One price period of a model, for ``spanledger prices show`` (USD per million tokens)."""
+
+    source: str
+    kind: str  # "catalog" | "override"
+    provider: str | None
+    model: str
+    effective_from: dt.date | None
+    effective_until: dt.date | None
+    input: Decimal | None
+    output: Decimal | None
+    cache_read: Decimal | None
+    cache_write: Decimal | None
+    discount_percent: Decimal | None
+    in_force: bool
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly: decimals as strings (exact), dates ISO."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, Decimal):
+                out[key] = str(value)
+            elif isinstance(value, dt.date):
+                out[key] = value.isoformat()
+            elif isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """What a (provider, model) pair resolves to; cached, including 'nothing'."""
+
+    provider: str | None
+    model: str | None
+    gp_provider: Provider | None
+    gp_model: ModelInfo | None
+    rules: tuple[Rule, ...]
+
+
+def _utc_day(at: dt.datetime) -> dt.date:
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.UTC)
+    return at.date()
+
+
+class PriceCatalog:
+    """Prices for token usage and per-call spans. Thread-safe; share one per process."""
+
+    def __init__(self, overrides: str | Path | None = None) -> None:
+        self.overrides: Overrides | None = load_overrides(overrides) if overrides else None
+        self.version = f"genai-prices@{genai_prices.__version__}"
+        self.override_source = self.overrides.source if self.overrides else None
+        self._snapshot = get_snapshot()
+        self._resolved: dict[tuple[str | None, str | None], _Resolved] = {}
+        self._cards: dict[int, tuple[ModelPrice, RateCard]] = {}
+        self._override_cards: dict[tuple[int, int], tuple[ModelPeriod, ModelPrice | None, RateCard]] = {}
+        self._call_rules: dict[tuple[str, str], tuple[Rule, ...]] = {}
+        self._lock = threading.Lock()
+        self._unpriced: dict[tuple[str, str], int] = {}
+        self._warned: set[tuple[Any, ...]] = set()
+        kinds = self.overrides.call_kinds if self.overrides else frozenset()
+        keys: list[str] = []
+        if "db_system" in kinds:
+            keys.extend(semconv.DB_SYSTEM)
+        if "tool" in kinds:
+            keys.append(semconv.TOOL_NAME)
+        #: span attribute names that can make a span priceable per call (empty: none)
+        self.call_keys: frozenset[str] = frozenset(keys)
+
+    @classmethod
+    def from_env(cls) -> PriceCatalog:
+        """Catalog with the overrides file named by ``SPANLEDGER_PRICES_FILE`` (if set)."""
+        return cls(os.environ.get(PRICES_FILE_ENV) or None)
+
+    # -- resolution -------------------------------------------------------------
+    def _resolve(self, provider: str | None, model: str | None) -> _Resolved:
+        key = (provider, model)
+        found = self._resolved.get(key)
+        if found is not None:
+            return found
+        gp_id = genai_prices_provider(provider)
+        gp_provider: Provider | None = None
+        gp_model: ModelInfo | None = None
+        if model and gp_id != NO_CATALOG:
+            try:
+                gp_provider, gp_model = self._snapshot.find_provider_model(model, None, gp_id, None)
+            except LookupError:
+                pass
+            except Exception:  # odd data must not break span export
+                log.debug("genai-prices lookup failed for %r/%r", provider, model, exc_info=True)
+        rules: tuple[Rule, ...] = ()
+        if self.overrides is not None and model:
+            names = {n for n in (provider.lower() if provider else None, gp_id,
+                                 gp_provider.id if gp_provider else None) if n and n != NO_CATALOG}
+            rules = self.overrides.rules_for_model(tuple(sorted(names)), model)
+        found = _Resolved(provider, model, gp_provider, gp_model, rules)
+        if len(self._resolved) >= MAX_CACHE:
+            self._resolved.clear()
+        self._resolved[key] = found
+        return found
+
+    def _card(self, model_price: ModelPrice) -> RateCard:
+        hit = self._cards.get(id(model_price))
+        if hit is not None and hit[0] is model_price:
+            return hit[1]
+        card = compile_model_price(model_price)
+        if len(self._cards) >= MAX_CACHE:
+            self._cards.clear()
+        self._cards[id(model_price)] = (model_price, card)  # keeps model_price alive: id stays unique
+        return card
+
+    def _choose(self, r: _Resolved, at: dt.datetime
+                ) -> tuple[Rule | None, ModelPeriod | None, ModelPrice | None] | None:
+        """The price in force at ``at``: (rule, override entry, catalog price); None = unknown.
+
+        (None, None, mp): catalog price. (rule, entry, None): override prices.
+        (rule, entry, mp): catalog price with the entry's discount.
+        """
+        if r.rules:
+            day = _utc_day(at)
+            for rule in r.rules:
+                period = rule.in_force(day)
+                if period is None:
+                    continue
+                assert isinstance(period, ModelPeriod)
+                if period.has_prices:
+                    return rule, period, None
+                if r.gp_model is not None:
+                    return rule, period, r.gp_model.get_prices(at)
+        if r.gp_model is None:
+            return None
+        return None, None, r.gp_model.get_prices(at)
+
+    # -- pricing ----------------------------------------------------------------
+    def price_tokens(self, provider: str | None, model: str, usage: TokenUsage,
+                     at: dt.datetime) -> Cost | None:
+        """Cost of ``usage`` at the price in force at ``at``; None = unknown model."""
+        r = self._resolved.get((provider, model)) or self._resolve(provider, model)
+        choice = self._choose(r, at)
+        if choice is None:
+            return None
+        rule, period, mp = choice
+        if period is None:
+            assert mp is not None
+            return self._card(mp).cost(usage, self.version)
+        source = self.override_source or ""
+        if mp is not None:
+            return self._card(mp).cost(usage, source, period.factor)
+        assert rule is not None
+        return self._override_card(r, rule, period, at).cost(usage, source, period.factor)
+
+    def _override_card(self, r: _Resolved, rule: Rule, period: ModelPeriod,
+                       at: dt.datetime) -> RateCard:
+        needs_ratio = period.cache_read is None or period.cache_write is None
+        mp = r.gp_model.get_prices(at) if needs_ratio and r.gp_model is not None else None
+        key = (id(period), id(mp))
+        hit = self._override_cards.get(key)
+        if hit is not None and hit[0] is period and hit[1] is mp:
+            return hit[2]
+        cache_read, cache_write, notes, guessed = cache_prices(period, mp)
+        if guessed and (rule.pattern, period.line, r.model) not in self._warned:
+            self._warned.add((rule.pattern, period.line, r.model))
+            log.warning("%s:%d: model %r: %s", self.overrides.file if self.overrides else "?",
+                        period.line, r.model, "; ".join(notes))
+        assert period.input is not None and period.output is not None
+        card = token_card(period.input, period.output, cache_read, cache_write)
+        if len(self._override_cards) >= MAX_CACHE:
+            self._override_cards.clear()
+        self._override_cards[key] = (period, mp, card)
+        return card
+
+    def price_call(self, *, db_system: str | None = None, tool: str | None = None,
+                   at: dt.datetime) -> Cost | None:
+        """Per-call price of a tool or vector-database span (overrides ``calls:``); None = none."""
+        if self.overrides is None or not self.overrides.call_rules:
+            return None
+        day: dt.date | None = None
+        for kind, name in (("tool", tool), ("db_system", db_system)):
+            if not name:
+                continue
+            rules = self._call_rules.get((kind, name))
+            if rules is None:
+                rules = self.overrides.rules_for_call(kind, name)
+                if len(self._call_rules) >= MAX_CACHE:
+                    self._call_rules.clear()
+                self._call_rules[(kind, name)] = rules
+            if not rules:
+                continue
+            day = day or _utc_day(at)
+            for rule in rules:
+                period = rule.in_force(day)
+                if period is not None:
+                    assert isinstance(period, CallPeriod)
+                    return Cost(usd(period.per_call), ZERO, ZERO, ZERO, self.override_source or "")
+        return None
+
+    # -- unpriced bookkeeping -------------------------------------------------------
+    def note_unpriced(self, provider: str | None, model: str | None) -> None:
+        """Count an unpriced span; the first one per (provider, model) logs a warning."""
+        key = (provider or "", model or "")
+        with self._lock:
+            count = self._unpriced.get(key)
+            if count is None and len(self._unpriced) >= MAX_UNPRICED_KEYS:
+                key = ("*", "*")
+                count = self._unpriced.get(key, 0)
+                first = False
+            else:
+                first = count is None
+            self._unpriced[key] = (count or 0) + 1
+        if first:
+            log.warning("no price for model %r (provider %r) in %s%s: spans are marked unpriced; "
+                        "add it to the prices file", model, provider, self.version,
+                        f" or {self.overrides.file}" if self.overrides else "")
+        UNPRICED_COUNTER.add(1, {"gen_ai.provider.name": key[0], "gen_ai.request.model": key[1]})
+
+    def unpriced_counts(self) -> dict[tuple[str, str], int]:
+        """Unpriced spans seen by this catalog per (provider, model) ("" = absent)."""
+        with self._lock:
+            return dict(self._unpriced)
+
+    # -- description ------------------------------------------------------------------
+    def describe(self, model: str, provider: str | None = None,
+                 at: dt.datetime | None = None) -> list[PricePeriod]:
+        """All price periods for ``model`` (catalog first, then overrides); [] = unknown.
+
+        ``in_force`` marks what prices a call at ``at`` (default: now).
+        """
+        at = at or dt.datetime.now(dt.UTC)
+        r = self._resolve(provider, model)
+        choice = self._choose(r, at)
+        chosen_period = choice[1] if choice else None
+        chosen_mp = choice[2] if choice else None
+        out: list[PricePeriod] = []
+        if r.gp_model is not None and r.gp_provider is not None:
+            out.extend(self._catalog_periods(r.gp_provider, r.gp_model, chosen_mp))
+        for rule in r.rules:
+            for period in rule.periods:
+                assert isinstance(period, ModelPeriod)
+                out.append(self._override_period(r, rule, period, chosen_period, at))
+        return out
+
+    def _catalog_periods(self, provider: Provider, model: ModelInfo,
+                         chosen: ModelPrice | None) -> list[PricePeriod]:
+        entries: list[tuple[ModelPrice, Any]] = (
+            [(model.prices, None)] if isinstance(model.prices, ModelPrice)
+            else [(cp.prices, cp.constraint) for cp in model.prices if isinstance(cp, ConditionalPrice)]
+        )
+        out = []
+        for i, (mp, constraint) in enumerate(entries):
+            start = constraint.start_date if isinstance(constraint, StartDateConstraint) else None
+            until = next((c.start_date for _, c in entries[i + 1:]
+                          if isinstance(c, StartDateConstraint)), None)
+            notes = []
+            if isinstance(constraint, TimeOfDateConstraint):
+                notes.append(f"daily {constraint.start_time:%H:%M}-{constraint.end_time:%H:%M} UTC only")
+                until = None
+            notes.extend(_price_notes(mp))
+            prices = [base_price(getattr(mp, k)) for k in _TOKEN_KEYS]
+            out.append(PricePeriod(
+                source=self.version, kind="catalog", provider=provider.id, model=model.id,
+                effective_from=start, effective_until=until, input=prices[0], output=prices[1],
+                cache_read=prices[2], cache_write=prices[3], discount_percent=None,
+                in_force=mp is chosen, notes=tuple(notes),
+            ))
+        return out
+
+    def _override_period(self, r: _Resolved, rule: Rule, period: ModelPeriod,
+                         chosen: ModelPeriod | None, at: dt.datetime) -> PricePeriod:
+        notes: list[str] = []
+        cache_read, cache_write = period.cache_read, period.cache_write
+        if period.has_prices:
+            when = dt.datetime.combine(period.effective_from, dt.time(), dt.UTC) \
+                if period.effective_from else at
+            mp = r.gp_model.get_prices(when) if r.gp_model is not None else None
+            cache_read, cache_write, derived, _ = cache_prices(period, mp)
+            notes.extend(derived)
+        else:
+            notes.append("discount on the catalog price")
+        if period.note:
+            notes.append(period.note)
+        label = rule.pattern if rule.provider is None else f"{rule.provider}/{rule.pattern}"
+        return PricePeriod(
+            source=self.override_source or "", kind="override", provider=rule.provider,
+            model=label, effective_from=period.effective_from, effective_until=rule.until(period),
+            input=period.input, output=period.output, cache_read=cache_read if period.has_prices else None,
+            cache_write=cache_write if period.has_prices else None,
+            discount_percent=period.discount_percent, in_force=period is chosen, notes=tuple(notes),
+        )
+
+
+def cache_prices(period: ModelPeriod, catalog: ModelPrice | None
+                 ) -> tuple[Decimal, Decimal, list[str], bool]:
+    """Cache read/write prices of an override entry (per million tokens).
+
+    Explicit keys win. A missing one takes the catalog's ratio to the input
+    price for that model (no catalog cache price = the catalog charges those
+    tokens at the input price: ratio 1). With no catalog entry at all, the
+    input price is used and ``guessed`` is True (the caller warns).
+    Returns (cache_read, cache_write, notes, guessed).
+    """
+    assert period.input is not None
+    notes: list[str] = []
+    guessed = False
+    catalog_input = base_price(catalog.input_mtok) if catalog is not None else None
+    values: list[Decimal] = []
+    for name in ("cache_read", "cache_write"):
+        explicit = getattr(period, name)
+        if explicit is not None:
+            values.append(explicit)
+            continue
+        if catalog is not None and catalog_input:
+            catalog_price = base_price(getattr(catalog, f"{name}_mtok"))
+            ratio = catalog_price / catalog_input if catalog_price is not None else Decimal(1)
+            values.append(period.input * ratio)
+            notes.append(f"{name} = input x {ratio.normalize()} (catalog ratio)")
+        else:
+            values.append(period.input)
+            guessed = True
+            notes.append(f"no {name} price and no catalog ratio: cached tokens charged at the "
+                         f"input price (set {name} to make this explicit)")
+    return values[0], values[1], notes, guessed
+
+
+def _price_notes(mp: ModelPrice) -> list[str]:
+    notes = []
+    for key, value in mp.__dict__.items():
+        if key.startswith("_") or value is None:
+            continue
+        if isinstance(value, TieredPrices):
+            tiers = ", ".join(f"{t.price} above {t.start:,} input tokens" for t in value.tiers)
+            notes.append(f"{key}: {value.base} ({tiers})")
+        elif key not in _TOKEN_KEYS:
+            notes.append(f"{key}: {value}")
+    return notes

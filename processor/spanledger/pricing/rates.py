@@ -1,0 +1,165 @@
+"""Rate cards: a price list compiled once, then applied to a call in microseconds.
+
+``genai_prices.calc_price`` spends ~120 us a call, mostly matching the model
+name and re-deriving which token counts each price applies to. Both depend
+only on the price list, not on the call, so :func:`compile_model_price` does
+that work once per genai-prices ``ModelPrice``: for every priced unit it keeps
+the price per token and the token count it applies to, as a linear
+combination of the five counts we read from a span. That mirrors genai-prices'
+own "leaf" rule (a price applies to the tokens not covered by a more specific
+price): input_mtok covers input minus cache reads minus cache writes, but only
+when the model has cache prices; a model without a cache_read price charges
+cached tokens at the input price, exactly as genai-prices does.
+
+Tiered prices (a rate for all tokens once the prompt crosses a threshold, as
+genai-prices models them) are picked by total input tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from genai_prices.data_units import unit_data
+from genai_prices.types import ModelPrice, TieredPrices
+
+from spanledger.pricing.types import ZERO, Cost, TokenUsage, usd
+
+# parts of a Cost
+INPUT, OUTPUT, CACHE_READ, CACHE_WRITE = range(4)
+#: the usage counts we read from spans, in this order, under genai-prices' names
+REPORTED = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+            "output_reasoning_tokens")
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    usage_key: str
+    price_key: str
+    per: int
+    dims: frozenset[tuple[str, str]]
+
+
+_UNITS_BY_PRICE_KEY: dict[str, _Unit] = {
+    raw.get("price_key", key): _Unit(key, raw.get("price_key", key), int(raw["per"]),
+                                     frozenset(raw.get("dimensions", {}).items()))
+    for key, raw in unit_data.items()
+}
+
+
+def _part_of(unit: _Unit) -> int:
+    dims = dict(unit.dims)
+    if dims.get("direction") == "output":
+        return OUTPUT
+    token_type = dims.get("token_type")
+    if token_type == "cache_read":
+        return CACHE_READ
+    if token_type == "cache_write":
+        return CACHE_WRITE
+    return INPUT  # input tokens, and per-request prices, which belong to no direction
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """One priced unit: cost = price_per_unit * (coef . usage + constant)."""
+
+    part: int
+    coef: tuple[int, int, int, int, int]
+    constant: int
+    #: USD per single unit (per token), or tiers [(threshold, price per unit)] ascending
+    price: Decimal
+    tiers: tuple[tuple[int, Decimal], ...] = ()
+
+
+class RateCard:
+    """A compiled price list; :meth:`cost` prices one call."""
+
+    __slots__ = ("rates", "tiered")
+
+    def __init__(self, rates: tuple[Rate, ...]) -> None:
+        self.rates = rates
+        self.tiered = any(r.tiers for r in rates)
+
+    def parts(self, usage: TokenUsage) -> list[Decimal]:
+        """Unrounded cost parts [input, output, cache_read, cache_write]."""
+        u0, u1, u2, u3, u4 = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+                              usage.cache_write_tokens, usage.reasoning_tokens)
+        parts = [ZERO, ZERO, ZERO, ZERO]
+        for rate in self.rates:
+            c0, c1, c2, c3, c4 = rate.coef
+            n = c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3 + c4 * u4 + rate.constant
+            if n <= 0:
+                continue
+            price = rate.price
+            if rate.tiers:
+                for threshold, tier_price in reversed(rate.tiers):
+                    if u0 > threshold:
+                        price = tier_price
+                        break
+            parts[rate.part] += price * n
+        return parts
+
+    def cost(self, usage: TokenUsage, source: str, factor: Decimal | None = None) -> Cost:
+        """The call's cost; ``factor`` (e.g. 0.85 for a 15% discount) scales every part."""
+        p = self.parts(usage)
+        if factor is not None:
+            p = [x * factor for x in p]
+        return Cost(usd(p[0]), usd(p[1]), usd(p[2]), usd(p[3]), source)
+
+
+def _per_unit(value: Decimal, per: int) -> Decimal:
+    return value / per
+
+
+def compile_model_price(model_price: ModelPrice) -> RateCard:
+    """Compile a genai-prices ``ModelPrice`` (see the module docstring for the rule)."""
+    priced: list[tuple[_Unit, Any]] = []
+    for key, value in model_price.__dict__.items():
+        if key.startswith("_") or value is None or key not in _UNITS_BY_PRICE_KEY:
+            continue
+        priced.append((_UNITS_BY_PRICE_KEY[key], value))
+    token_units = [(u, v) for u, v in priced if u.usage_key != "requests"]
+    # most specific first, as genai-prices' compute_leaf_values does
+    token_units.sort(key=lambda uv: (-len(uv[0].dims), uv[0].usage_key))
+    leaves: dict[str, tuple[int, ...]] = {}
+    for unit, _ in token_units:
+        own = tuple(1 if unit.usage_key == k else 0 for k in REPORTED)
+        vec = list(own)
+        for other, _ in token_units:
+            if other is not unit and unit.dims <= other.dims:
+                vec = [a - b for a, b in zip(vec, leaves[other.usage_key], strict=True)]
+        leaves[unit.usage_key] = tuple(vec)
+    rates: list[Rate] = []
+    for unit, value in priced:
+        if unit.usage_key == "requests":
+            coef, constant = (0, 0, 0, 0, 0), 1
+        else:
+            coef, constant = leaves[unit.usage_key], 0
+            if not any(coef):
+                continue  # a unit we never report (audio, images...): count is 0
+        if isinstance(value, TieredPrices):
+            rates.append(Rate(_part_of(unit), coef, constant, _per_unit(value.base, unit.per),  # type: ignore[arg-type]
+                              tuple((t.start, _per_unit(t.price, unit.per)) for t in value.tiers)))
+        else:
+            rates.append(Rate(_part_of(unit), coef, constant, _per_unit(value, unit.per)))  # type: ignore[arg-type]
+    return RateCard(tuple(rates))
+
+
+def token_card(input_mtok: Decimal, output_mtok: Decimal, cache_read_mtok: Decimal,
+               cache_write_mtok: Decimal) -> RateCard:
+    """A plain per-million-token card (overrides): cached tokens leave the input count."""
+    return RateCard((
+        Rate(INPUT, (1, 0, -1, -1, 0), 0, input_mtok / MILLION),
+        Rate(OUTPUT, (0, 1, 0, 0, 0), 0, output_mtok / MILLION),
+        Rate(CACHE_READ, (0, 0, 1, 0, 0), 0, cache_read_mtok / MILLION),
+        Rate(CACHE_WRITE, (0, 0, 0, 1, 0), 0, cache_write_mtok / MILLION),
+    ))
+
+
+def base_price(value: Any) -> Decimal | None:
+    """Per-million price of a genai-prices value (the base rate of tiered prices)."""
+    if isinstance(value, TieredPrices):
+        return value.base
+    return value if isinstance(value, Decimal) else None

@@ -1,0 +1,340 @@
+"""CostSpanProcessor: attribution on every span, cost on GenAI spans, per-trace totals.
+
+It WRAPS the processor that exports (usually a BatchSpanProcessor) instead of
+sitting beside it, because since opentelemetry-sdk 1.43 a span's attributes
+are frozen before ``on_end``: the only way to add the cost is to hand the
+wrapped processor an enriched copy (a new ``ReadableSpan`` with merged
+attributes). Plain spans pass through untouched (no copy).
+
+- ``on_start``: copy attribution from W3C baggage in the span's parent context
+  to ``spanledger.<key>`` attributes; a span whose context lost the baggage
+  (thread pool, callback, a framework passing only the span) inherits its open
+  parent span's attribution, then its trace root's (in this process).
+- ``on_end``: price the span (``spanledger.pricing.price_span``), number the
+  priced calls of the trace (``spanledger.step``), keep the running total
+  (``spanledger.trace.cost_to_date``), and mark spans whose descendants carry
+  priced usage as ``aggregate`` (no cost of their own, ``spanledger.cost.rollup``
+  = their descendants' sum) so nothing is counted twice.
+
+Aggregate rule (documented decision): a span is ``aggregate`` when it is a
+GenAI span (it has ``gen_ai.operation.name`` or priceable usage) and some
+descendant ended here priced, OR when its operation is ``invoke_agent`` /
+``invoke_workflow`` whatever its children. The latter covers agents whose steps
+ran in another process: their usage is by definition the sum of steps that are
+(or should be) priced where they ran, so counting it would double the trace.
+
+Safety: any exception while enriching is caught, logged once and counted in
+:attr:`CostSpanProcessor.stats`, and the ORIGINAL span is exported.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.baggage import _BAGGAGE_KEY
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext
+
+from spanledger import semconv as sc
+from spanledger.pricing.types import ZERO, usd
+
+__all__ = ["CostSpanProcessor", "ProcessorStats"]
+
+logger = logging.getLogger("spanledger.processor")
+
+_EMPTY: dict[str, Any] = {}
+_BAG_CACHE_MAX = 512
+
+
+def _keyset(*groups: str | Iterable[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for g in groups:
+        out.update((g,) if isinstance(g, str) else g)
+    return frozenset(out)
+
+
+#: any of these on a span means "ask the pricing module" (plain spans skip it); the
+#: catalog's per-call keys (db.system.name, gen_ai.tool.name) are added when it has such prices
+_GENAI_TRIGGERS = _keyset(
+    sc.OPERATION, sc.PROVIDER, sc.REQUEST_MODEL, sc.RESPONSE_MODEL, sc.INPUT_TOKENS,
+    sc.OUTPUT_TOKENS, sc.CACHE_READ_TOKENS, sc.CACHE_WRITE_TOKENS, sc.REASONING_TOKENS,
+    sc.TOTAL_TOKENS,
+)
+
+
+@dataclass(slots=True)
+class ProcessorStats:
+    """Counters an operator can read (and tests assert on)."""
+
+    #: exceptions caught inside on_start/on_end (the span still went out)
+    errors: int = 0
+    #: priced or unpriced calls that missed a key listed in ``require``
+    unattributed_calls: int = 0
+    #: USD of those calls that were priced
+    unattributed_cost: Decimal = ZERO
+    #: spans handed on as an enriched copy
+    enriched: int = 0
+
+
+class CostSpanProcessor(SpanProcessor):
+    """Wrap ``next_processor`` (e.g. ``BatchSpanProcessor(exporter)``) with attribution and cost.
+
+    Args:
+        next_processor: receives every span; GenAI spans as an enriched copy.
+        catalog: a ``spanledger.pricing.catalog.PriceCatalog``; default: built
+            from ``prices`` (an overrides YAML path) or ``SPANLEDGER_PRICES_FILE``.
+        attribution_keys: baggage keys copied to ``spanledger.<key>``
+            (default team, feature, customer, user, cost_center).
+        require: keys every priced call should carry; a call without them is
+            logged (once per missing set) and counted, never dropped.
+        max_traces / max_age_s: bounds of the per-trace state.
+    """
+
+    def __init__(
+        self,
+        next_processor: SpanProcessor,
+        *,
+        catalog: Any = None,
+        prices: str | None = None,
+        attribution_keys: Iterable[str] | None = None,
+        require: Iterable[str] | None = None,
+        max_traces: int = 10_000,
+        max_age_s: float = 3600.0,
+    ) -> None:
+        from spanledger.pricing.span_pricing import price_span  # the pricing module's one entry
+
+        from .state import TraceTable
+
+        if catalog is None:
+            from spanledger.pricing.catalog import PriceCatalog
+
+            catalog = PriceCatalog(prices) if prices else PriceCatalog.from_env()
+        self._next = next_processor
+        self.catalog = catalog
+        self._price_span = price_span
+        self._triggers = _GENAI_TRIGGERS | frozenset(getattr(catalog, "call_keys", None) or ())
+        keys = tuple(attribution_keys) if attribution_keys is not None else (
+            sc.DEFAULT_ATTRIBUTION_KEYS)
+        #: (baggage key, span attribute) pairs
+        self._keys: tuple[tuple[str, str], ...] = tuple((k, sc.attribution_attr(k)) for k in keys)
+        self._nkeys = len(self._keys)
+        self.attribution_keys = keys
+        self.require: tuple[str, ...] = tuple(require or ())
+        self._require_attrs = tuple(sc.attribution_attr(k) for k in self.require)
+        self.traces = TraceTable(max_traces=max_traces, max_age_s=max_age_s)
+        self.stats = ProcessorStats()
+        self._lock = threading.Lock()
+        self._bag_cache: dict[int, tuple[object, dict[str, Any]]] = {}
+        self._logged: set[object] = set()
+
+    # --- start: attribution -------------------------------------------------
+    def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:
+        try:
+            self._start(span, parent_context)
+        except Exception:  # never break the caller's span
+            self._failed("on_start")
+        self._next.on_start(span, parent_context=parent_context)
+
+    def _start(self, span: Span, parent_context: context_api.Context | None) -> None:
+        ctx = parent_context if parent_context is not None else context_api.get_current()
+        bag = ctx.get(_BAGGAGE_KEY)
+        if bag:
+            hit = self._bag_cache.get(id(bag))
+            if hit is not None and hit[0] is bag:
+                own = hit[1]
+            else:
+                own = self._from_baggage(bag)
+        else:
+            own = _EMPTY
+        span_ctx = span._context
+        trace_id = span_ctx.trace_id
+        now = span._start_time or 0
+        table = self.traces
+        state = table.get(trace_id)
+        if state is not None:
+            if len(own) < self._nkeys:
+                parent = span._parent
+                inherited = state.spans.get(parent.span_id) if parent is not None else None
+                if inherited is None:
+                    inherited = state.root
+                if inherited and inherited is not own:
+                    own = {**inherited, **own} if own else inherited
+            table.touch(trace_id, state, now)
+        else:
+            state = table.create(trace_id, own, now)
+        if own:
+            state.spans[span_ctx.span_id] = own
+            attrs = span._attributes
+            if type(attrs) is BoundedAttributes and (
+                attrs.maxlen is None or len(attrs._dict) + len(own) <= attrs.maxlen
+            ):
+                # Values were validated once when the baggage was read: skip per-span cleaning.
+                attrs._dict.update(own)
+            else:
+                span.set_attributes(own)
+
+    def _from_baggage(self, bag: Any) -> dict[str, Any]:
+        own: dict[str, Any] = {}
+        for key, attr in self._keys:
+            value = bag.get(key)
+            if value is not None and value != "":
+                own[attr] = value if isinstance(value, str) else str(value)
+        if not own:
+            own = _EMPTY
+        cache = self._bag_cache
+        if len(cache) >= _BAG_CACHE_MAX:
+            cache.clear()
+        cache[id(bag)] = (bag, own)
+        return own
+
+    def _on_ending(self, span: Span) -> None:
+        self._next._on_ending(span)
+
+    # --- end: cost ----------------------------------------------------------
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            out = self._end(span)
+        except Exception:
+            self._failed("on_end")
+            out = span
+        self._next.on_end(out)
+
+    def _end(self, span: ReadableSpan) -> ReadableSpan:
+        span_ctx = span._context
+        state = self.traces.get(span_ctx.trace_id)
+        pending = None
+        if state is not None:
+            if state.spans:
+                state.spans.pop(span_ctx.span_id, None)
+            if state.pending:
+                pending = state.pending.pop(span_ctx.span_id, None)
+        attrs = span._attributes
+        raw = attrs._dict if type(attrs) is BoundedAttributes else (attrs or _EMPTY)
+        if pending is None and raw.keys().isdisjoint(self._triggers):
+            return span
+        return self._enrich(span, raw, pending)
+
+    def _enrich(self, span: ReadableSpan, raw: Any, pending: Decimal | None) -> ReadableSpan:
+        op = raw.get(sc.OPERATION)
+        price = self._price_span(self.catalog, raw, span._start_time or 0)
+        parent = span._parent
+        trace_id = span._context.trace_id
+        if pending is not None or op in sc.AGGREGATE_OPERATIONS:
+            if pending is not None:
+                self._add_to_parent(trace_id, parent, pending, span)
+            if op is None and price is None:
+                return span  # a plain span between a priced call and its GenAI ancestor
+            extra: dict[str, Any] = {
+                sc.COST_STATUS: sc.STATUS_AGGREGATE,
+                sc.COST_ROLLUP: float(usd(pending if pending is not None else ZERO)),
+            }
+            return self._copy(span, raw, extra)
+        if price is None:
+            return span
+        extra = price.attributes()
+        cost = price.cost
+        if price.status == sc.STATUS_PRICED and cost is not None:
+            total = cost.total
+            state = self.traces.get(trace_id)
+            if state is None:  # started before this processor existed, or evicted
+                state = self.traces.create(trace_id, _EMPTY, span._end_time or 0)
+            with self._lock:
+                state.step += 1
+                state.cost += total
+                step = state.step
+                to_date = state.cost
+            extra[sc.STEP] = step
+            extra[sc.TRACE_COST_TO_DATE] = float(usd(to_date))
+            self._add_to_parent(trace_id, parent, total, span)
+            if self._require_attrs:
+                self._check_required(raw, total, span)
+        elif self._require_attrs and price.status == sc.STATUS_UNPRICED:
+            self._check_required(raw, None, span)
+        return self._copy(span, raw, extra)
+
+    def _add_to_parent(self, trace_id: int, parent: SpanContext | None, amount: Decimal,
+                       span: ReadableSpan) -> None:
+        if parent is None or parent.is_remote:
+            return
+        state = self.traces.get(trace_id)
+        if state is None:
+            state = self.traces.create(trace_id, _EMPTY, span._end_time or 0)
+        with self._lock:
+            pending = state.pending
+            pending[parent.span_id] = pending.get(parent.span_id, ZERO) + amount
+
+    def _check_required(self, raw: Any, total: Decimal | None, span: ReadableSpan) -> None:
+        missing = tuple(k for k, a in zip(self.require, self._require_attrs, strict=True)
+                        if not raw.get(a))
+        if not missing:
+            return
+        with self._lock:
+            self.stats.unattributed_calls += 1
+            if total is not None:
+                self.stats.unattributed_cost += total
+        key = ("require", missing)
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.warning(
+                "LLM call %r has no %s attribution (required); it is exported and counted as "
+                "unattributed spend. Wrap the caller in spanledger.attribute(%s=...).",
+                span.name, ", ".join(missing), missing[0],
+            )
+
+    def _copy(self, span: ReadableSpan, raw: Any, extra: dict[str, Any]) -> ReadableSpan:
+        """A new ReadableSpan with ``extra`` merged in (the original's attributes are frozen)."""
+        merged: Any = {**raw, **extra}
+        old = span._attributes
+        if type(old) is BoundedAttributes and old.dropped:
+            bounded = BoundedAttributes(immutable=False)
+            bounded._dict = merged
+            bounded.dropped = old.dropped
+            bounded._immutable = True
+            merged = bounded
+        self.stats.enriched += 1
+        if type(span) is ReadableSpan:
+            new = object.__new__(ReadableSpan)
+            new.__dict__.update(span.__dict__)
+            new._attributes = merged
+            return new
+        return ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=merged,
+            events=span.events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    # --- plumbing -----------------------------------------------------------
+    def _failed(self, where: str) -> None:
+        with self._lock:
+            self.stats.errors += 1
+        if where not in self._logged:
+            self._logged.add(where)
+            logger.exception("spanledger: error in CostSpanProcessor.%s; the span is exported "
+                             "without enrichment (logged once, counted in stats.errors)", where)
+
+    def shutdown(self) -> None:
+        self._next.shutdown()
+        self.traces.clear()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._next.force_flush(timeout_millis)
+
+    @property
+    def next_processor(self) -> SpanProcessor:
+        return self._next

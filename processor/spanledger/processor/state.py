@@ -1,0 +1,117 @@
+"""Per-trace state of the cost processor, bounded in count and age.
+
+Why it exists: three things need memory across spans of one trace:
+- attribution inheritance (a span that lost its baggage takes its open
+  parent's attribution, else the trace root's);
+- ``spanledger.step`` and ``spanledger.trace.cost_to_date`` (a running count
+  and sum over the trace's priced calls in this process);
+- the aggregate rollup: children end before parents, so a priced child adds its
+  cost to its parent's pending rollup; the parent, at its own end, passes the
+  sum on to its parent. Every ancestor thus sees its descendants' sum without
+  storing parent links for every span.
+
+Memory is bounded: at most ``max_traces`` traces (least recently active
+evicted first) and traces idle longer than ``max_age_s`` are dropped (their
+spans never ended, e.g. a leaked span). Per trace, only spans that are still
+open and carry attribution, and ancestors with pending rollups, are kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["TraceState", "TraceTable"]
+
+#: attribution of one span: {"spanledger.team": "search", ...}; shared, never mutated
+Attribution = dict[str, Any]
+
+
+class TraceState:
+    """What one trace needs between its spans (in this process)."""
+
+    __slots__ = ("cost", "last_ns", "pending", "root", "spans", "step")
+
+    def __init__(self, root: Attribution, now_ns: int) -> None:
+        #: attribution of the trace's first span seen here (its local root)
+        self.root: Attribution = root
+        #: open span id -> its effective attribution (only non-empty ones)
+        self.spans: dict[int, Attribution] = {}
+        #: span id -> sum of its ended descendants' cost (only spans with priced descendants)
+        self.pending: dict[int, Decimal] = {}
+        self.step = 0
+        self.cost = Decimal(0)
+        self.last_ns = now_ns
+
+
+class TraceTable:
+    """trace id -> :class:`TraceState`, least recently active first."""
+
+    __slots__ = ("_lock", "_traces", "evicted", "max_age_ns", "max_traces")
+
+    def __init__(self, max_traces: int = 10_000, max_age_s: float = 3600.0) -> None:
+        if max_traces < 1:
+            raise ValueError("max_traces must be >= 1")
+        self.max_traces = max_traces
+        self.max_age_ns = int(max_age_s * 1e9)
+        self._traces: OrderedDict[int, TraceState] = OrderedDict()
+        self._lock = threading.Lock()
+        #: traces dropped by the count or age bound (a counter for operators)
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._traces)
+
+    def get(self, trace_id: int) -> TraceState | None:
+        return self._traces.get(trace_id)
+
+    def touch(self, trace_id: int, state: TraceState, now_ns: int) -> None:
+        """Mark a trace active (it moves to the young end of the eviction order)."""
+        state.last_ns = now_ns
+        try:
+            self._traces.move_to_end(trace_id)
+        except KeyError:  # evicted by another thread meanwhile: harmless
+            pass
+
+    def create(self, trace_id: int, root: Attribution, now_ns: int) -> TraceState:
+        """Get or add a trace, evicting the least recently active ones beyond the bounds."""
+        with self._lock:
+            state = self._traces.get(trace_id)
+            if state is not None:
+                return state
+            state = TraceState(root, now_ns)
+            traces = self._traces
+            traces[trace_id] = state
+            if len(traces) > self.max_traces:
+                traces.popitem(last=False)
+                self.evicted += 1
+            # Age bound: the oldest entries are the least recently active ones.
+            cutoff = now_ns - self.max_age_ns
+            while traces:
+                oldest = next(iter(traces.values()))
+                if oldest.last_ns >= cutoff:
+                    break
+                traces.popitem(last=False)
+                self.evicted += 1
+            return state
+
+    def evict_idle(self, now_ns: int) -> int:
+        """Drop traces idle for longer than the age bound; returns how many."""
+        dropped = 0
+        cutoff = now_ns - self.max_age_ns
+        with self._lock:
+            traces = self._traces
+            while traces:
+                oldest = next(iter(traces.values()))
+                if oldest.last_ns >= cutoff:
+                    break
+                traces.popitem(last=False)
+                dropped += 1
+            self.evicted += dropped
+        return dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._traces.clear()

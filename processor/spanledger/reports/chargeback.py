@@ -1,0 +1,244 @@
+"""Chargeback models as pure functions over exact Decimal amounts.
+
+No SQL and no formatting here, so every rule finance relies on (the invoice
+split sums to the invoice, shared costs sum to the shared total, a budget
+threshold is crossed at exactly 80 %) is checked on plain numbers.
+
+Definitions (also in the ``report spend --help`` text):
+
+- *token volume* of a group = input tokens + output tokens of all its calls,
+  priced or not. Input includes cached input (GenAI semconv), reasoning
+  tokens are part of output. Proportional chargeback needs no prices, so
+  unpriced calls take their share of the invoice too.
+- *basis* of a group = its actual priced cost, or its cost re-priced at the
+  snapshot date with ``--snapshot-prices``.
+- shared platform costs are split by each group's charge before shared
+  costs (its share of cost), never evenly.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+
+from spanledger.pricing.types import USD_QUANTUM, TokenUsage, usd
+from spanledger.reports.queries import SpendRow
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+UNATTRIBUTED = "(unattributed)"
+#: alert levels below the hard stop (DOMAIN.md: alerts at 50/80/100 %, hard stop ~120 %)
+ALERT_PERCENTS: tuple[Decimal, ...] = (Decimal(50), Decimal(80), Decimal(100))
+DEFAULT_HARD_STOP = Decimal(120)
+DEFAULT_MARKUP = Decimal("0.15")
+
+
+def label(value: str) -> str:
+    """Display name of a group value: empty attribution is its own visible row."""
+    return value if value != "" else UNATTRIBUTED
+
+
+# -- rounding ---------------------------------------------------------------------
+
+def largest_remainder(amounts: Sequence[Decimal], target: Decimal, quantum: Decimal) -> list[Decimal]:
+    """Round ``amounts`` to multiples of ``quantum`` so that they sum to ``target`` exactly.
+
+    Every amount is floored, then the quanta still missing go to the amounts
+    that lost the most (ties: the earlier one). ``target`` must itself be a
+    multiple of ``quantum`` within len(amounts) quanta of sum(amounts).
+    """
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        floors = [(a / quantum).to_integral_value(rounding=ROUND_FLOOR) for a in amounts]
+        missing = int((target / quantum) - sum(floors, ZERO))
+        if amounts and not 0 <= missing <= len(amounts):
+            raise ValueError(f"cannot round {len(amounts)} amounts to reach {target}")
+        order = sorted(range(len(amounts)), key=lambda i: (-(amounts[i] / quantum - floors[i]), i))
+        for i in order[:missing]:
+            floors[i] += 1
+        return [(f * quantum).quantize(quantum) for f in floors]
+
+
+def round_for_display(amounts: Sequence[Decimal], quantum: Decimal = CENT) -> tuple[list[Decimal], Decimal]:
+    """Rows rounded so they add up to the rounded total shown under them."""
+    total = sum(amounts, ZERO).quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+    return largest_remainder(list(amounts), total, quantum), total
+
+
+def allocate(total: Decimal, weights: Sequence[Decimal | int], quantum: Decimal) -> list[Decimal] | None:
+    """Split ``total`` by ``weights``; the parts sum to ``total`` exactly. None if no weight."""
+    weight_sum = sum((Decimal(w) for w in weights), ZERO)
+    if weight_sum <= 0:
+        return None
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        exact = [total * Decimal(w) / weight_sum for w in weights]
+    return largest_remainder(exact, total, quantum)
+
+
+# -- group spend -----------------------------------------------------------------------
+
+@dataclass(slots=True)
+class GroupSpend:
+    """What one report group consumed over the period."""
+
+    group: tuple[str, ...]
+    calls: int = 0
+    errors: int = 0
+    unpriced_calls: int = 0
+    unpriced_tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost: Decimal = ZERO
+    #: cost re-priced at the snapshot date (None without --snapshot-prices)
+    snapshot_cost: Decimal | None = None
+    #: priced calls with no price on the snapshot date: kept at their actual cost
+    snapshot_fallback_calls: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """Token volume: input (incl. cached) + output (incl. reasoning)."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def basis(self) -> Decimal:
+        return self.cost if self.snapshot_cost is None else self.snapshot_cost
+
+
+PriceFn = Callable[[str, str, TokenUsage], Decimal | None]
+
+
+def group_spend(rows: Iterable[SpendRow], snapshot_price: PriceFn | None = None) -> list[GroupSpend]:
+    """Sum provider/model/status rows into groups; optionally re-price at a snapshot.
+
+    ``snapshot_price(provider, model, usage)`` returns the cost of ``usage`` at
+    the snapshot date, or None when the model had no price then (those calls
+    keep their actual cost and are counted in ``snapshot_fallback_calls``).
+    Unpriced calls stay unpriced under a snapshot too.
+    """
+    groups: dict[tuple[str, ...], GroupSpend] = {}
+    for r in rows:
+        g = groups.get(r.group)
+        if g is None:
+            g = groups[r.group] = GroupSpend(r.group)
+            if snapshot_price is not None:
+                g.snapshot_cost = ZERO
+        g.calls += r.calls
+        g.errors += r.errors
+        g.input_tokens += r.input_tokens
+        g.output_tokens += r.output_tokens
+        g.cache_read_tokens += r.cache_read_tokens
+        g.cache_write_tokens += r.cache_write_tokens
+        if r.status != "priced":
+            g.unpriced_calls += r.calls
+            g.unpriced_tokens += r.input_tokens + r.output_tokens
+            continue
+        g.cost += r.cost
+        if snapshot_price is not None and g.snapshot_cost is not None:
+            usage = TokenUsage(r.input_tokens, r.output_tokens, r.cache_read_tokens,
+                               r.cache_write_tokens, r.reasoning_tokens)
+            price = snapshot_price(r.provider, r.model, usage)
+            if price is None:
+                g.snapshot_fallback_calls += r.calls
+                price = r.cost
+            g.snapshot_cost += usd(price)
+    return sorted(groups.values(), key=lambda g: g.group)
+
+
+# -- models -----------------------------------------------------------------------------
+
+def showback(groups: Sequence[GroupSpend]) -> list[Decimal]:
+    """Charge = cost (actual, or snapshot with --snapshot-prices)."""
+    return [g.basis for g in groups]
+
+
+def cost_plus(groups: Sequence[GroupSpend], markup: Decimal) -> list[Decimal]:
+    """Charge = cost x (1 + markup), kept at 1e-12 USD."""
+    if markup < 0:
+        raise ValueError("markup must not be negative")
+    return [usd(g.basis * (1 + markup)) for g in groups]
+
+
+def invoice_quantum(invoice_total: Decimal) -> Decimal:
+    """Cents, or the invoice's own finer precision if it has one."""
+    exponent = invoice_total.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return min(CENT, Decimal(1).scaleb(exponent))
+
+
+def proportional(groups: Sequence[GroupSpend], invoice_total: Decimal) -> list[Decimal] | None:
+    """The invoice split by token volume, to the cent, summing to the invoice exactly.
+
+    None when there is no token volume to split by (the invoice stays unallocated).
+    """
+    return allocate(invoice_total, [g.tokens for g in groups], invoice_quantum(invoice_total))
+
+
+def prorate_shared(charges: Sequence[Decimal], shared_total: Decimal) -> list[Decimal] | None:
+    """Shared platform costs split by each group's share of the charges (never evenly).
+
+    Parts are at 1e-12 USD and sum to ``shared_total`` exactly; None when
+    nothing was charged (no share to prorate by).
+    """
+    return allocate(shared_total, charges, USD_QUANTUM)
+
+
+# -- budgets ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    budget: Decimal
+    consumed: Decimal
+    used_percent: Decimal
+    #: highest threshold reached (50, 80, 100 or the hard stop), None below 50 %
+    threshold: Decimal | None
+    hard_stop: bool
+    projected: Decimal
+    projected_percent: Decimal
+    projected_threshold: Decimal | None = field(default=None)
+
+    @property
+    def state(self) -> str:
+        if self.hard_stop:
+            return f"HARD STOP ({self.threshold:f}%)"
+        if self.threshold is None:
+            return "ok"
+        return f">= {self.threshold:f}%"
+
+
+def crossed(percent: Decimal, hard_stop_percent: Decimal) -> Decimal | None:
+    """The highest threshold ``percent`` has reached; reached means >= (not >)."""
+    levels = sorted({*ALERT_PERCENTS, hard_stop_percent})
+    hit = [t for t in levels if percent >= t]
+    return hit[-1] if hit else None
+
+
+def project(consumed: Decimal, elapsed_days: int, period_days: int) -> Decimal:
+    """Linear run-rate: consumed / elapsed days x days in the period.
+
+    Before the period starts nothing is projected beyond what is there;
+    once it is over the projection is the actual.
+    """
+    if elapsed_days <= 0 or elapsed_days >= period_days:
+        return consumed
+    return usd(consumed * period_days / elapsed_days)
+
+
+def budget_status(consumed: Decimal, budget: Decimal, hard_stop_percent: Decimal,
+                  elapsed_days: int, period_days: int) -> BudgetStatus:
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        used = consumed * 100 / budget
+        projected = project(consumed, elapsed_days, period_days)
+        projected_pct = projected * 100 / budget
+    threshold = crossed(used, hard_stop_percent)
+    return BudgetStatus(
+        budget=budget, consumed=consumed, used_percent=used, threshold=threshold,
+        hard_stop=threshold is not None and threshold >= hard_stop_percent,
+        projected=projected, projected_percent=projected_pct,
+        projected_threshold=crossed(projected_pct, hard_stop_percent),
+    )

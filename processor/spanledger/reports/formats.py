@@ -1,0 +1,154 @@
+"""Render a :class:`~spanledger.reports.tabular.Report` as table, CSV or JSON.
+
+- table: for people. Money is shown in dollars and cents; each money column
+  is rounded with the largest-remainder method so the rows shown add up to
+  the TOTAL shown under them (never off by a cent).
+- csv: for spreadsheets and scripts. Full precision (money to 1e-12 USD as
+  stored), one header row of column keys, no TOTAL row (so summing a column
+  does not count everything twice).
+- json: for programs. Money and percentages are strings holding exact
+  decimals (``"12.345000000000"``) so no JSON parser turns them into floats;
+  counts are integers. ``total`` and ``notes`` sit beside ``rows``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+from spanledger.reports.chargeback import CENT, round_for_display
+from spanledger.reports.tabular import Column, Report
+
+FORMATS = ("table", "csv", "json")
+MONEY_EXACT = Decimal("1e-12")
+PERCENT_EXACT = Decimal("1e-6")
+
+
+def render(report: Report, fmt: str) -> str:
+    if fmt == "table":
+        return render_table(report)
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "json":
+        return render_json(report)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+# -- exact values (csv/json) -----------------------------------------------------------
+
+def exact(value: Any, col: Column) -> Any:
+    if value is None:
+        return None
+    if col.kind == "money":
+        return f"{Decimal(value).quantize(MONEY_EXACT):f}"
+    if col.kind in ("percent", "ratio"):
+        return f"{Decimal(value).quantize(PERCENT_EXACT):f}"
+    if col.kind == "seconds":
+        return round(float(value), 3)
+    return value
+
+
+def render_csv(report: Report) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([c.key for c in report.columns])
+    for row in report.rows:
+        w.writerow(["" if (v := exact(row.get(c.key), c)) is None else v for c in report.columns])
+    return buf.getvalue()
+
+
+def render_json(report: Report) -> str:
+    def conv(d: dict[str, Any]) -> dict[str, Any]:
+        return {c.key: exact(d.get(c.key), c) for c in report.columns if c.key in d}
+
+    doc = {
+        "report": report.name,
+        "title": report.title,
+        **report.meta,
+        "columns": [{"key": c.key, "header": c.header, "kind": c.kind} for c in report.columns],
+        "rows": [conv(r) for r in report.rows],
+        "total": conv(report.total) if report.total is not None else None,
+        "notes": report.notes,
+    }
+    return json.dumps(doc, indent=2, default=str) + "\n"
+
+
+# -- display values (table, html) ----------------------------------------------------------
+
+def fmt_money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def display_rows(report: Report) -> tuple[list[dict[str, str]], dict[str, str] | None]:
+    """Rows and TOTAL as display strings; money columns reconciled to the displayed total."""
+    rounded: dict[str, list[Decimal | None]] = {}
+    totals: dict[str, Decimal] = {}
+    for col in report.columns:
+        if col.kind != "money":
+            continue
+        idx = [i for i, r in enumerate(report.rows) if r.get(col.key) is not None]
+        values = [Decimal(report.rows[i][col.key]) for i in idx]
+        if col.total and report.total is not None:
+            shown, total = round_for_display(values, CENT)
+        else:  # nothing to add up to: plain rounding
+            shown, total = [v.quantize(CENT) for v in values], Decimal(0)
+        col_vals: list[Decimal | None] = [None] * len(report.rows)
+        for i, v in zip(idx, shown, strict=True):
+            col_vals[i] = v
+        rounded[col.key] = col_vals
+        totals[col.key] = total
+    rows = []
+    for i, row in enumerate(report.rows):
+        rows.append({c.key: _show(rounded[c.key][i] if c.kind == "money" else row.get(c.key), c)
+                     for c in report.columns})
+    total_row = None
+    if report.total is not None:
+        total_row = {}
+        for c in report.columns:
+            v = report.total.get(c.key)
+            if c.kind == "money" and c.total:
+                v = totals[c.key]
+            total_row[c.key] = _show(v, c)
+    return rows, total_row
+
+
+def _show(value: Any, col: Column) -> str:
+    if value is None:
+        return "-"
+    if col.kind == "money":
+        return fmt_money(Decimal(value))
+    if col.kind == "int":
+        return f"{int(value):,}"
+    if col.kind == "percent":
+        return f"{Decimal(value):.1f}%"
+    if col.kind == "ratio":
+        return f"x{Decimal(value):.1f}"
+    if col.kind == "seconds":
+        return f"{float(value):.1f}s"
+    return str(value)
+
+
+def render_table(report: Report) -> str:
+    rows, total = display_rows(report)
+    headers = [c.header for c in report.columns]
+    body = [[r[c.key] for c in report.columns] for r in rows]
+    tail = [[total[c.key] if total[c.key] != "-" else "" for c in report.columns]] if total else []
+    widths = [max(len(x) for x in col) for col in zip(headers, *body, *tail, strict=True)]
+    right = [c.kind != "text" for c in report.columns]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w)
+                         for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    out = [report.title, "", line(headers), sep]
+    out += [line(b) for b in body]
+    if tail:
+        out += [sep, line(tail[0])]
+    if not report.rows:
+        out.insert(4, "(no data in this period)")
+    out += [f"note: {n}" for n in report.notes]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,43 @@
+"""The one shape every report takes before it is rendered: typed columns, rows, a total.
+
+Builders (spend, traces) fill it with exact values; :mod:`formats` and
+:mod:`html` only render it, so a number is computed once and shown the same
+way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+Kind = Literal["text", "int", "money", "percent", "ratio", "seconds"]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    header: str
+    kind: Kind = "text"
+    #: summed into the TOTAL row (money and counts); False for rates and labels
+    total: bool = False
+
+
+@dataclass(slots=True)
+class Report:
+    name: str
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    #: values of the TOTAL row (None: the report has no total row)
+    total: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    #: machine-readable context (period, model, parameters) for JSON output
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def column(self, key: str) -> Column:
+        return next(c for c in self.columns if c.key == key)
+
+    def money_total(self, key: str) -> Decimal:
+        assert self.total is not None
+        return Decimal(self.total[key])

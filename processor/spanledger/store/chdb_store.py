@@ -1,0 +1,176 @@
+"""The embedded backend: the ClickHouse engine in-process (chdb) on a local directory.
+
+chdb allows one store path per process and one process per path. Several
+parts of one process (the collector's writer, its SQL HTTP front, a report)
+may still want "a store" at once, so sessions are shared per path with a
+reference count: every ``ChdbStore`` is a handle, the session closes with the
+last handle. A second process gets :class:`StoreLocked`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from spanledger.store.base import StoreError, StoreLocked, columns_of, quote_ident
+from spanledger.store.values import arrow_rows, params_text
+
+log = logging.getLogger(__name__)
+
+_registry_lock = threading.Lock()
+#: absolute path -> [session, handle count]
+_sessions: dict[str, list[Any]] = {}
+
+
+def _error(exc: BaseException, path: str) -> StoreError:
+    """Translate a chdb exception into the store's error classes (message kept)."""
+    text = str(exc)
+    if "Cannot lock file" in text or "Error initializing EmbeddedServer" in text:
+        return StoreLocked(
+            f"the embedded store {path} is in use by another process "
+            f"(usually `spanledger collector`): {text.strip()}"
+        )
+    if "EmbeddedServer already initialized with path" in text:
+        return StoreError(
+            f"another embedded store is already open in this process; close it before "
+            f"opening {path} ({text.strip()})"
+        )
+    return StoreError(text.strip())
+
+
+def _acquire(path: str) -> Any:
+    import chdb.session
+
+    with _registry_lock:
+        entry = _sessions.get(path)
+        if entry is not None:
+            entry[1] += 1
+            return entry[0]
+        Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            session = chdb.session.Session(path)
+        except Exception as exc:  # chdb raises RuntimeError with ClickHouse's text
+            raise _error(exc, path) from exc
+        _sessions[path] = [session, 1]
+        return session
+
+
+def _release(path: str) -> None:
+    with _registry_lock:
+        entry = _sessions.get(path)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _sessions[path]
+            try:
+                entry[0].close()
+            except Exception:  # closing must never mask the caller's own error
+                log.debug("closing chdb session %s failed", path, exc_info=True)
+
+
+class ChdbStore:
+    """A handle on the embedded store at ``path`` (thread-safe, like chdb's Session)."""
+
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, url: str | None = None
+    ) -> None:
+        self.path = str(Path(path).expanduser().resolve())
+        self.url = url or f"chdb://{self.path}"
+        self.read_only = read_only
+        self._session = _acquire(self.path)
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # -- reads -----------------------------------------------------------------
+    def query_columns(
+        self, sql: str, params: dict[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        table = self._run(sql, "ArrowTable", params)
+        if not isinstance(table, pa.Table):  # a statement without a result set
+            return [], []
+        return arrow_rows(table)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.query_columns(sql, params)[1]
+
+    def query_raw(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> bytes:
+        """The engine's own output in ClickHouse format ``fmt`` (Native, TabSeparated, ...).
+
+        The SQL HTTP front relays these bytes unchanged, so clients decode them
+        exactly as they would a server's reply.
+        """
+        result = self._run(sql, fmt, params)
+        return bytes(result.bytes()) if result is not None else b""
+
+    # -- writes ----------------------------------------------------------------
+    def command(self, sql: str, settings: dict[str, Any] | None = None) -> None:
+        self._check_writable()
+        if settings:
+            sql = _with_settings(sql, settings)
+        self._run(sql, "CSV", None)
+
+    def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        self._check_writable()
+        if data.num_rows == 0:
+            return
+        settings: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+        if dedup_token is not None:
+            settings["insert_deduplication_token"] = dedup_token
+        cols = columns_of(data.column_names)
+        setting_sql = ", ".join(f"{k} = {_setting_literal(v)}" for k, v in settings.items())
+        # chdb's Python() table function finds the Arrow table by its variable
+        # name in this frame: keep the local called ``arrow_data``.
+        arrow_data = data  # noqa: F841  (read by chdb through the frame)
+        sql = (
+            f"INSERT INTO {quote_ident(table)} ({cols}) SETTINGS {setting_sql} "
+            f"SELECT {cols} FROM Python(arrow_data)"
+        )
+        self._run(sql, "CSV", None)
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        _release(self.path)
+
+    def __enter__(self) -> ChdbStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ChdbStore({self.path!r}, read_only={self.read_only})"
+
+    # -- internals -------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"store {self.url} was opened read-only")
+
+    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
+        if self._closed:
+            raise StoreError(f"store {self.url} is closed")
+        try:
+            return self._session.query(sql, fmt, params=params_text(params))
+        except Exception as exc:
+            raise _error(exc, self.path) from exc
+
+
+def _setting_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _with_settings(sql: str, settings: dict[str, Any]) -> str:
+    """Append a SETTINGS clause (valid after DDL and INSERT ... SELECT statements)."""
+    clause = ", ".join(f"{k} = {_setting_literal(v)}" for k, v in settings.items())
+    return f"{sql.rstrip().rstrip(';')} SETTINGS {clause}"

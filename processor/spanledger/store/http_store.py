@@ -1,0 +1,127 @@
+"""The server backend: a ClickHouse server or cluster (or our SQL front) over HTTP.
+
+clickhouse-connect speaks the Native format, so Decimals stay Decimals and
+times stay times; values are then normalized like the embedded backend's
+(UTC-aware datetimes) so reports cannot tell the backends apart. The client
+connects lazily: a collector can start while the server is down, get
+:class:`StoreUnavailable` on its first write, spool and retry.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pyarrow as pa
+
+from spanledger.store.base import StoreError, StoreUnavailable
+from spanledger.store.url import StoreUrl
+from spanledger.store.values import normalize
+
+
+def _translate(exc: BaseException, url: str) -> StoreError:
+    from clickhouse_connect.driver import exceptions as ch
+
+    text = str(exc).strip()
+    if isinstance(exc, ch.OperationalError | OSError):
+        return StoreUnavailable(f"ClickHouse at {url} is unreachable: {text}")
+    return StoreError(text)
+
+
+class HttpStore:
+    """A Store on ``http(s)://user:password@host:port/database`` via clickhouse-connect."""
+
+    def __init__(self, url: StoreUrl, *, read_only: bool = False) -> None:
+        self._target = url
+        self.url = url.redacted()
+        self.read_only = read_only
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _get_client(self) -> Any:
+        if self._closed:
+            raise StoreError(f"store {self.url} is closed")
+        with self._lock:
+            if self._client is None:
+                import clickhouse_connect
+
+                t = self._target
+                try:
+                    self._client = clickhouse_connect.get_client(
+                        host=t.host,
+                        port=t.port,
+                        username=t.username,
+                        password=t.password,
+                        database=t.database,
+                        secure=t.scheme == "https",
+                        # no server session: concurrent queries from several threads
+                        autogenerate_session_id=False,
+                        connect_timeout=5,
+                        send_receive_timeout=300,
+                    )
+                except Exception as exc:
+                    raise _translate(exc, self.url) from exc
+            return self._client
+
+    def query_columns(
+        self, sql: str, params: dict[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        client = self._get_client()
+        try:
+            result = client.query(sql, parameters=params or None)
+        except Exception as exc:
+            raise _translate(exc, self.url) from exc
+        rows = [tuple(normalize(v) for v in row) for row in result.result_rows]
+        return list(result.column_names), rows
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.query_columns(sql, params)[1]
+
+    def query_raw(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> bytes:
+        client = self._get_client()
+        try:
+            return bytes(client.raw_query(sql, parameters=params or None, fmt=fmt))
+        except Exception as exc:
+            raise _translate(exc, self.url) from exc
+
+    def command(self, sql: str, settings: dict[str, Any] | None = None) -> None:
+        self._check_writable()
+        client = self._get_client()
+        try:
+            client.command(sql, settings=settings or None)
+        except Exception as exc:
+            raise _translate(exc, self.url) from exc
+
+    def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        self._check_writable()
+        if data.num_rows == 0:
+            return
+        settings: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+        if dedup_token is not None:
+            settings["insert_deduplication_token"] = dedup_token
+        client = self._get_client()
+        try:
+            client.insert_arrow(table, data, settings=settings)
+        except Exception as exc:
+            raise _translate(exc, self.url) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> HttpStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HttpStore({self.url!r}, read_only={self.read_only})"
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"store {self.url} was opened read-only")

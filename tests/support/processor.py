@@ -1,0 +1,124 @@
+"""Helpers for the processor tests: a capturing pipeline, independent expected costs.
+
+Expected costs come from ``genai_prices.calc_price`` directly (not through
+spanledger.pricing), so a pricing bug cannot hide behind itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from genai_prices import Usage, calc_price
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from spanledger import semconv as sc
+from spanledger.processor.cost_processor import CostSpanProcessor
+
+TOLERANCE = Decimal("1e-9")
+
+
+@functools.cache
+def shared_catalog() -> Any:
+    """One default catalog for the whole session (building it parses genai-prices data)."""
+    from spanledger.pricing.catalog import PriceCatalog
+
+    return PriceCatalog()
+
+
+@dataclass
+class Capture:
+    """TracerProvider -> CostSpanProcessor -> SimpleSpanProcessor -> InMemorySpanExporter."""
+
+    provider: TracerProvider
+    processor: CostSpanProcessor
+    exporter: InMemorySpanExporter
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        return [s for s in self.spans() if s.name == name]
+
+    def one(self, name: str) -> ReadableSpan:
+        found = self.named(name)
+        assert len(found) == 1, [s.name for s in self.spans()]
+        return found[0]
+
+    def tracer(self, name: str = "test") -> Any:
+        return self.provider.get_tracer(name)
+
+    def clear(self) -> None:
+        self.exporter.clear()
+
+
+def capture(**kwargs: Any) -> Capture:
+    kwargs.setdefault("catalog", shared_catalog())
+    exporter = InMemorySpanExporter()
+    processor = CostSpanProcessor(SimpleSpanProcessor(exporter), **kwargs)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return Capture(provider, processor, exporter)
+
+
+def expected_cost(model: str, provider: str, *, input_tokens: int, output_tokens: int = 0,
+                  cache_read: int = 0, cache_write: int = 0, reasoning: int = 0,
+                  at: datetime | None = None) -> Decimal:
+    """USD by genai-prices itself; ``input_tokens`` includes cache reads and writes."""
+    usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens,
+                  cache_read_tokens=cache_read or None, cache_write_tokens=cache_write or None)
+    calc = calc_price(usage, model, provider_id=provider,
+                      genai_request_timestamp=at or datetime.now(UTC))
+    return Decimal(calc.total_price)
+
+
+def cost_of(span: ReadableSpan) -> Decimal | None:
+    value = (span.attributes or {}).get(sc.COST)
+    return None if value is None else Decimal(repr(value))
+
+
+def assert_cost(span: ReadableSpan, expected: Decimal) -> None:
+    got = cost_of(span)
+    assert got is not None, f"{span.name}: no {sc.COST}; attributes {dict(span.attributes or {})}"
+    assert abs(got - expected) <= TOLERANCE, (span.name, got, expected)
+    attrs = span.attributes or {}
+    parts = sum(Decimal(repr(attrs.get(k, 0.0))) for k in (
+        sc.COST_INPUT, sc.COST_OUTPUT, sc.COST_CACHE_READ, sc.COST_CACHE_WRITE))
+    assert abs(parts - got) <= TOLERANCE, (span.name, parts, got)
+    assert attrs[sc.COST_STATUS] == sc.STATUS_PRICED
+
+
+def attribution(span: ReadableSpan) -> dict[str, Any]:
+    """The ``spanledger.<key>`` attribution attributes of a span, by key."""
+    return {k[len(sc.ATTR_PREFIX):]: v for k, v in (span.attributes or {}).items()
+            if k.startswith(sc.ATTR_PREFIX) and k.count(".") == 1
+            and k[len(sc.ATTR_PREFIX):] not in ("step",)}
+
+
+@contextlib.contextmanager
+def instrumented(provider: TracerProvider) -> Iterator[None]:
+    """The real OpenAI and Anthropic instrumentations, sending spans to ``provider``.
+
+    Instrumentors are process-wide singletons; re-instrument so an earlier
+    test's provider never receives our spans, and undo it afterwards.
+    """
+    from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+    instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
+    for inst in instrumentors:
+        if inst.is_instrumented_by_opentelemetry:
+            inst.uninstrument()
+        inst.instrument(tracer_provider=provider)
+    try:
+        yield
+    finally:
+        for inst in instrumentors:
+            inst.uninstrument()
