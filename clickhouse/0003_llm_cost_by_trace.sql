@@ -29,6 +29,8 @@ ORDER BY TraceId
 ${TTL_BY_TRACE}
 SETTINGS index_granularity = 8192${DEDUP_SETTING};
 
+-- StatusCode: the contrib exporter writes 'Error' (ptrace StatusCode.String());
+-- older releases wrote 'STATUS_CODE_ERROR'. Both count as errors.
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_cost_by_trace_mv ${ON_CLUSTER} TO ${llm_cost_by_trace} AS
 SELECT
     TraceId,
@@ -44,7 +46,7 @@ SELECT
     groupUniqArrayIf(toString(Model), Status != 'aggregate' AND Model != '') AS Models,
     countIf(Status != 'aggregate') AS Calls,
     countIf(Status = 'unpriced') AS UnpricedCalls,
-    countIf(Status != 'aggregate' AND StatusCode = 'Error') AS ErrorCalls,
+    countIf(Status != 'aggregate' AND StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS ErrorCalls,
     sumIf(InputTokens, Status != 'aggregate') AS InputTokens,
     sumIf(OutputTokens, Status != 'aggregate') AS OutputTokens,
     sumIf(CacheReadTokens, Status != 'aggregate') AS CacheReadTokens,

@@ -31,11 +31,13 @@ ORDER BY (Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Pr
 ${TTL_DAILY}
 SETTINGS index_granularity = 8192${DEDUP_SETTING};
 
+-- StatusCode: the contrib exporter writes 'Error' (ptrace StatusCode.String());
+-- older releases wrote 'STATUS_CODE_ERROR'. Both count as errors.
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_cost_daily_mv ${ON_CLUSTER} TO ${llm_cost_daily} AS
 SELECT
     Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, Model, Status,
     count() AS Calls,
-    countIf(StatusCode = 'Error') AS Errors,
+    countIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS Errors,
     sum(InputTokens) AS InputTokens,
     sum(OutputTokens) AS OutputTokens,
     sum(CacheReadTokens) AS CacheReadTokens,

@@ -11,6 +11,7 @@ OTLP/HTTP by this test.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import socket
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from support.deploy import (
     COMPOSE,
     CONTRIB_CONFIG,
@@ -57,15 +59,24 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
 def test_services_and_pinned_images(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) == {
-        "clickhouse", "migrate", "otelcol", "grafana", "mock-llm", "example-service"}
+        "clickhouse",
+        "migrate",
+        "otelcol",
+        "grafana",
+        "mock-llm",
+        "example-service",
+    }
     images = {name: svc["image"] for name, svc in services.items()}
     assert images["clickhouse"].startswith("clickhouse/clickhouse-server:")
     assert images["otelcol"].startswith("otel/opentelemetry-collector-contrib:")
     assert images["grafana"].startswith("grafana/grafana:")
     for name, image in images.items():
         assert PINNED.match(image), f"{name}: image {image!r} is not pinned to a version"
-    # our own image is built from the repo, never pulled
+    # our own image is built from the repo, never pulled, tagged with the package version
+    import spanledger
+
     for name in ("migrate", "mock-llm", "example-service"):
+        assert images[name] == f"spanledger:{spanledger.__version__}"
         build = services[name]["build"]
         assert (COMPOSE / build["context"]).resolve() == REPO
         assert (REPO / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
@@ -124,7 +135,11 @@ def test_contrib_config_variables_are_passed(compose: dict[str, Any]) -> None:
 def test_no_secret_is_written_into_the_files(compose: dict[str, Any]) -> None:
     assert secret_literals(compose) == []
     required = set(re.findall(r"\$\{(\w+):\?", COMPOSE_FILE.read_text(encoding="utf-8")))
-    assert {"CLICKHOUSE_PASSWORD", "GRAFANA_CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} <= required
+    assert {
+        "CLICKHOUSE_PASSWORD",
+        "GRAFANA_CLICKHOUSE_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+    } <= required
     # every required variable is documented, with an empty value in the example
     example = {
         m.group(1): m.group(2)
@@ -145,13 +160,29 @@ def test_no_password_literal_anywhere_under_deploy() -> None:
     """A scan of every deploy file for password-looking assignments."""
     suspicious = re.compile(
         r"(?i)(password|passwd|secret|token|api_key)\s*[:=]\s*[\"']?(?!\$|REPLACE-ME|$)"
-        r"([A-Za-z0-9+/_\-!@#%^&*]{6,})")
-    allowed = {"GRAFANA_CLICKHOUSE_PASSWORD", "CLICKHOUSE_PASSWORD", "spanledger-clickhouse",
-               "offline-mock", "password", "GRAFANA_ADMIN_PASSWORD"}
+        r"([A-Za-z0-9+/_\-!@#%^&*]{6,})"
+    )
+    # names of variables and Secret keys, and the mock provider's dummy key (not a secret)
+    allowed = {
+        "GRAFANA_CLICKHOUSE_PASSWORD",
+        "CLICKHOUSE_PASSWORD",
+        "spanledger-clickhouse",
+        "-offline-mock",
+        "password",
+        "GRAFANA_ADMIN_PASSWORD",
+    }
     found = []
     for path in DEPLOY.rglob("*"):
-        if not path.is_file() or path.suffix not in {".yaml", ".yml", ".json", ".xml", ".example",
-                                                     ".env", ".md", ""}:
+        if not path.is_file() or path.suffix not in {
+            ".yaml",
+            ".yml",
+            ".json",
+            ".xml",
+            ".example",
+            ".env",
+            ".md",
+            "",
+        }:
             continue
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for m in suspicious.finditer(line):
@@ -194,7 +225,7 @@ class _OtlpSink(ThreadingHTTPServer):
 class _OtlpHandler(BaseHTTPRequestHandler):
     server: _OtlpSink
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
 
     def do_POST(self) -> None:
@@ -213,7 +244,11 @@ def mock_llm() -> Iterator[str]:
     env = {**os.environ, "MOCK_LLM_HOST": "127.0.0.1", "MOCK_LLM_PORT": str(port)}
     proc = subprocess.Popen(
         [sys.executable, str(DEPLOY / "example-service" / "mock_provider.py")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # printed once the socket listens
@@ -228,7 +263,9 @@ def _attrs(span: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in span.attributes:
         value = kv.value
-        out[kv.key] = getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
+        out[kv.key] = (
+            getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
+        )
     return out
 
 
@@ -236,7 +273,9 @@ def test_example_service_exports_costed_attributed_spans(mock_llm: str) -> None:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     sink = _OtlpSink()
-    thread = threading.Thread(target=sink.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=sink.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         env = {
@@ -251,7 +290,11 @@ def test_example_service_exports_costed_attributed_spans(mock_llm: str) -> None:
         }
         done = subprocess.run(
             [sys.executable, str(DEPLOY / "example-service" / "app.py")],
-            env=env, capture_output=True, text=True, timeout=120)
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     finally:
         sink.shutdown()
@@ -266,7 +309,9 @@ def test_example_service_exports_costed_attributed_spans(mock_llm: str) -> None:
             for ss in rs.scope_spans:
                 chats += [_attrs(s) for s in ss.spans if "gen_ai.usage.input_tokens" in _attrs(s)]
     assert [(c["spanledger.team"], c["spanledger.feature"]) for c in chats] == [
-        ("support", "ticket-summary"), ("search", "rag-answer")]
+        ("support", "ticket-summary"),
+        ("search", "rag-answer"),
+    ]
     for chat in chats:
         assert chat["spanledger.cost.status"] == "priced"
         assert chat["gen_ai.usage.input_tokens"] == 100 and chat["gen_ai.usage.output_tokens"] == 20
@@ -278,6 +323,38 @@ def test_example_service_exports_costed_attributed_spans(mock_llm: str) -> None:
 def test_env_example_parses_as_dotenv() -> None:
     for n, line in enumerate(ENV_EXAMPLE.read_text().splitlines(), 1):
         stripped = line.strip()
-        assert not stripped or stripped.startswith("#") or re.fullmatch(
-            r"[A-Z_][A-Z0-9_]*=\S*", stripped), f".env.example:{n}: {line!r}"
+        assert (
+            not stripped
+            or stripped.startswith("#")
+            or re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", stripped)
+        ), f".env.example:{n}: {line!r}"
     assert yaml.safe_load(COMPOSE_FILE.read_text())["name"] == "spanledger"
+
+
+def test_readme_names_the_images_compose_runs(compose: dict[str, Any]) -> None:
+    """deploy/README.md's service table must not drift from compose.yaml."""
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for name, svc in compose["services"].items():
+        assert f"`{svc['image']}`" in readme, f"README does not name {name}'s image"
+    plugin = _env(compose["services"]["grafana"])["GF_PLUGINS_PREINSTALL_SYNC"]
+    assert f"`{plugin}`" in readme
+
+
+def test_compose_file_matches_the_compose_specification(compose: dict[str, Any]) -> None:
+    """Validated against the Compose Specification's JSON schema as the check-jsonschema
+    package ships it (its vendored ``compose-spec.json``), so the check runs offline."""
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    schema = json.loads(
+        files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
+    )
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(compose)]
+    assert errors == []
+    # and the schema does catch a wrong depends_on condition
+    broken = copy.deepcopy(compose)
+    broken["services"]["otelcol"]["depends_on"]["migrate"]["condition"] = "service_done"
+    assert list(validator.iter_errors(broken))

@@ -11,6 +11,7 @@ FinOps lead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from support.deploy import (
     DASHBOARDS,
     DATASOURCE_TYPE,
@@ -46,34 +48,98 @@ AGENT_TRACE = "00bb" + "0" * 28  # the day-0 support agent run: 5 priced steps, 
 #: (dashboard uid, panel title) -> the columns a user sees, in order
 EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
     ("spanledger-spend", "Spend in range"): [
-        "cost_usd", "calls", "unpriced_calls", "input_tokens", "output_tokens"],
+        "cost_usd",
+        "calls",
+        "unpriced_calls",
+        "input_tokens",
+        "output_tokens",
+    ],
     ("spanledger-spend", "Spend by team"): ["time", "team", "cost_usd"],
     ("spanledger-spend", "Spend by feature"): ["time", "feature", "cost_usd"],
     ("spanledger-spend", "Spend by model"): ["time", "model", "cost_usd"],
     ("spanledger-spend", "Spend by team and feature"): [
-        "team", "feature", "calls", "errors", "input_tokens", "output_tokens",
-        "cache_read_tokens", "cost_usd", "share_pct"],
+        "team",
+        "feature",
+        "calls",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "share_pct",
+    ],
     ("spanledger-spend", "Budget burn (month to date)"): [
-        "month_to_date_usd", "budget_usd", "burn_pct", "projected_month_usd"],
+        "month_to_date_usd",
+        "budget_usd",
+        "burn_pct",
+        "projected_month_usd",
+    ],
     ("spanledger-spend", "Budget burn: cumulative spend this month"): [
-        "time", "cumulative_usd", "budget_usd"],
+        "time",
+        "cumulative_usd",
+        "budget_usd",
+    ],
     ("spanledger-spend", "Unpriced calls"): [
-        "service", "provider", "model", "calls", "input_tokens", "output_tokens",
-        "first_day", "last_day"],
+        "service",
+        "provider",
+        "model",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "first_day",
+        "last_day",
+    ],
     ("spanledger-spend", "Unpriced calls per day"): ["time", "model", "calls"],
     ("spanledger-traces", "Top agent runs by cost"): [
-        "trace_id", "start", "team", "feature", "agent", "calls", "unpriced_calls",
-        "error_calls", "input_tokens", "output_tokens", "cost_usd", "x_feature_median",
-        "models"],
+        "trace_id",
+        "start",
+        "team",
+        "feature",
+        "agent",
+        "calls",
+        "unpriced_calls",
+        "error_calls",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "x_feature_median",
+        "models",
+    ],
     ("spanledger-traces", "Amplification by feature"): [
-        "feature_name", "runs", "avg_calls_per_run", "max_calls_per_run",
-        "p95_calls_per_run", "total_cost_usd", "avg_cost_per_run_usd", "max_run_cost_usd"],
+        "feature_name",
+        "runs",
+        "avg_calls_per_run",
+        "max_calls_per_run",
+        "p95_calls_per_run",
+        "total_cost_usd",
+        "avg_cost_per_run_usd",
+        "max_run_cost_usd",
+    ],
     ("spanledger-traces", "Run summary ($trace_id)"): [
-        "cost_usd", "calls", "unpriced_calls", "error_calls", "duration_s"],
+        "cost_usd",
+        "calls",
+        "unpriced_calls",
+        "error_calls",
+        "duration_s",
+    ],
     ("spanledger-traces", "Per-step cost ($trace_id)"): [
-        "step", "time", "service", "span", "operation", "model", "status", "status_code",
-        "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "cost_to_date_usd",
-        "rollup_usd", "duration_s", "span_id"],
+        "step",
+        "time",
+        "service",
+        "span",
+        "operation",
+        "model",
+        "status",
+        "status_code",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "cost_to_date_usd",
+        "rollup_usd",
+        "duration_s",
+        "span_id",
+    ],
 }
 
 
@@ -91,7 +157,9 @@ TARGETS = list(_targets())
 def _context(dash_uid: str, **selected: str) -> GrafanaContext:
     """Grafana's state for one refresh: last 30 days, All selected unless
     a variable is given, the demo agent run as $trace_id."""
-    dash = next(load_dashboard(p) for p in dashboard_files() if load_dashboard(p)["uid"] == dash_uid)
+    dash = next(
+        load_dashboard(p) for p in dashboard_files() if load_dashboard(p)["uid"] == dash_uid
+    )
     alls = {k: v for k, v in all_values(dash).items() if k not in selected}
     return GrafanaContext(
         time_from=NOW - timedelta(days=30),
@@ -142,7 +210,7 @@ def test_dashboards_exist_and_are_well_formed() -> None:
             assert panel.get("description"), f"{where}: every panel explains itself"
             grid = panel["gridPos"]
             assert {"x", "y", "w", "h"} <= grid.keys(), where
-            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, where
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, where
             assert panel["datasource"] == {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}, where
             assert panel["targets"], where
             for target in panel["targets"]:
@@ -150,7 +218,9 @@ def test_dashboards_exist_and_are_well_formed() -> None:
                 assert target["editorType"] == "sql" and target["rawSql"].strip(), where
                 # plugin v4 query model: queryType names the display, format its frame
                 assert (target["queryType"], target["format"]) in {
-                    ("timeSeries", 0), ("table", 1)}, where
+                    ("timeSeries", 0),
+                    ("table", 1),
+                }, where
                 expected = "timeSeries" if panel["type"] == "timeseries" else "table"
                 assert target["queryType"] == expected, where
         for var in iter_query_variables(dash):
@@ -173,27 +243,52 @@ def test_provisioning_points_at_the_dashboards_and_the_datasource_uid() -> None:
     assert DASHBOARDS.is_dir()
 
 
+def test_subqueries_work_on_a_cluster() -> None:
+    """On a cluster every table name is a Distributed table; ClickHouse refuses
+    `IN (SELECT ... FROM <distributed>)` inside a query on a Distributed table
+    (distributed_product_mode = deny) unless it is GLOBAL IN."""
+    sqls = [t["rawSql"] for _, _, t in TARGETS]
+    for path in dashboard_files():
+        sqls += [variable_sql(v) for v in iter_query_variables(load_dashboard(path))]
+    for sql in sqls:
+        for m in re.finditer(r"(\w+)\s+IN\s*\(\s*SELECT", sql, re.IGNORECASE):
+            assert m.group(1).upper() == "GLOBAL", sql
+
+
 # ---------------------------------------------------------------- macro expander
 
 
 def test_expander_matches_the_plugin_and_refuses_unknown_macros() -> None:
     ctx = GrafanaContext(
-        time_from=NOW, time_to=NOW + timedelta(days=1), interval_s=60,
-        variables={"team": "o'brien"}, all_selected={"feature": "'__all'"},
+        time_from=NOW,
+        time_to=NOW + timedelta(days=1),
+        interval_s=60,
+        variables={"team": "o'brien"},
+        all_selected={"feature": "'__all'"},
     )
     t0, t1 = int(NOW.timestamp()), int((NOW + timedelta(days=1)).timestamp())
     day0, day1 = NOW.date().isoformat(), (NOW + timedelta(days=1)).date().isoformat()
     assert expand_grafana("$__timeFilter(Timestamp)", ctx) == (
-        f"Timestamp >= toDateTime({t0}) AND Timestamp <= toDateTime({t1})")
+        f"Timestamp >= toDateTime({t0}) AND Timestamp <= toDateTime({t1})"
+    )
     assert expand_grafana("$__dateFilter(Day)", ctx) == (
-        f"Day >= toDate('{day0}') AND Day <= toDate('{day1}')")
+        f"Day >= toDate('{day0}') AND Day <= toDate('{day1}')"
+    )
     assert expand_grafana("$__fromTime/$__toTime", ctx) == f"toDateTime({t0})/toDateTime({t1})"
     assert expand_grafana("$__timeInterval(Timestamp)", ctx) == (
-        "toStartOfInterval(toDateTime(Timestamp), INTERVAL 60 second)")
+        "toStartOfInterval(toDateTime(Timestamp), INTERVAL 60 second)"
+    )
     assert expand_grafana("${team:sqlstring} ${feature:sqlstring} $team", ctx) == (
-        "'o''brien' '__all' o'brien")
-    for bad in ("$__timeFilter_ms(Timestamp)", "$__conditionalAll(x, $team)",
-                "$__timeFilter(a, b)", "$nope", "${team:csv}", "$__interval"):
+        "'o''brien' '__all' o'brien"
+    )
+    for bad in (
+        "$__timeFilter_ms(Timestamp)",
+        "$__conditionalAll(x, $team)",
+        "$__timeFilter(a, b)",
+        "$nope",
+        "${team:csv}",
+        "$__interval",
+    ):
         with pytest.raises(UnknownMacro):
             expand_grafana(bad, ctx)
 
@@ -202,7 +297,8 @@ def test_expander_matches_the_plugin_and_refuses_unknown_macros() -> None:
 
 
 @pytest.mark.parametrize(
-    ("dash_uid", "title", "target"), TARGETS, ids=[f"{u}:{t}" for u, t, _ in TARGETS])
+    ("dash_uid", "title", "target"), TARGETS, ids=[f"{u}:{t}" for u, t, _ in TARGETS]
+)
 def test_every_panel_query_runs_and_returns_rows(
     store: Any, dash_uid: str, title: str, target: dict[str, Any]
 ) -> None:
@@ -223,7 +319,12 @@ def test_every_query_variable_runs(store: Any) -> None:
             seen[(dash["uid"], var["name"])] = [r[0] for r in rows]
     assert seen[("spanledger-spend", "team")] == ["(unattributed)", "growth", "search", "support"]
     assert seen[("spanledger-spend", "model")] == [
-        "acme-llm-7b", "ft:gpt-4o-mini:growth", "gpt-4o", "gpt-4o-mini", "text-embedding-3-small"]
+        "acme-llm-7b",
+        "ft:gpt-4o-mini:growth",
+        "gpt-4o",
+        "gpt-4o-mini",
+        "text-embedding-3-small",
+    ]
     # the most expensive run comes first: the longest agent loop (day 3, 8 steps)
     assert seen[("spanledger-traces", "trace_id")][0] == "03bb" + "0" * 28
     assert AGENT_TRACE in seen[("spanledger-traces", "trace_id")]
@@ -238,23 +339,35 @@ def _query(dash_uid: str, title: str) -> str:
 
 def _priced_cost(spans: Any) -> Decimal:
     return sum(
-        (Decimal(s.attrs["gen_ai.usage.cost"]) for s in spans
-         if s.attrs.get("spanledger.cost.status") == "priced"),
+        (
+            Decimal(s.attrs["gen_ai.usage.cost"])
+            for s in spans
+            if s.attrs.get("spanledger.cost.status") == "priced"
+        ),
         Decimal(0),
     )
 
 
 def test_spend_totals_equal_an_independent_sum(store: Any) -> None:
-    cols, rows = _run(store, expand_grafana(
-        _query("spanledger-spend", "Spend in range"), _context("spanledger-spend")))
+    cols, rows = _run(
+        store,
+        expand_grafana(_query("spanledger-spend", "Spend in range"), _context("spanledger-spend")),
+    )
     got = dict(zip(cols, rows[0], strict=True))
     assert _usd(got["cost_usd"]) == _priced_cost(SPANS)
-    llm = [s for s in SPANS if "gen_ai.usage.input_tokens" in s.attrs
-           and s.attrs.get("spanledger.cost.status") != "aggregate"]
+    llm = [
+        s
+        for s in SPANS
+        if "gen_ai.usage.input_tokens" in s.attrs
+        and s.attrs.get("spanledger.cost.status") != "aggregate"
+    ]
     assert got["calls"] == len(llm)
     # explicit `unpriced` plus spans nobody priced (no status: the contrib-collector path)
-    assert got["unpriced_calls"] == sum(
-        1 for s in llm if s.attrs.get("spanledger.cost.status", "unpriced") == "unpriced") == 8
+    assert (
+        got["unpriced_calls"]
+        == sum(1 for s in llm if s.attrs.get("spanledger.cost.status", "unpriced") == "unpriced")
+        == 8
+    )
 
 
 def test_team_filter_narrows_spend_by_team(store: Any) -> None:
@@ -263,43 +376,57 @@ def test_team_filter_narrows_spend_by_team(store: Any) -> None:
     assert {r[1] for r in rows} == {"support"}
     support = [s for s in SPANS if s.attrs.get("spanledger.team") == "support"]
     assert sum(_usd(r[2]) for r in rows) == _priced_cost(support)
-    _, rows = _run(store, expand_grafana(
-        sql, _context("spanledger-spend", team="(unattributed)")))
+    _, rows = _run(store, expand_grafana(sql, _context("spanledger-spend", team="(unattributed)")))
     assert {r[1] for r in rows} == {"(unattributed)"} and all(_usd(r[2]) == 0 for r in rows)
 
 
 def test_unpriced_panel_names_the_models_to_price(store: Any) -> None:
-    _, rows = _run(store, expand_grafana(
-        _query("spanledger-spend", "Unpriced calls"), _context("spanledger-spend")))
+    _, rows = _run(
+        store,
+        expand_grafana(_query("spanledger-spend", "Unpriced calls"), _context("spanledger-spend")),
+    )
     assert {(r[0], r[2], r[3]) for r in rows} == {
-        ("legacy-batch", "acme-llm-7b", 4), ("growth-mailer", "ft:gpt-4o-mini:growth", 4)}
+        ("legacy-batch", "acme-llm-7b", 4),
+        ("growth-mailer", "ft:gpt-4o-mini:growth", 4),
+    }
 
 
 def test_budget_burn_against_the_budget_variable(store: Any) -> None:
     ctx = _context("spanledger-spend", monthly_budget="0.5")
-    cols, rows = _run(store, expand_grafana(
-        _query("spanledger-spend", "Budget burn (month to date)"), ctx))
+    cols, rows = _run(
+        store, expand_grafana(_query("spanledger-spend", "Budget burn (month to date)"), ctx)
+    )
     got = dict(zip(cols, rows[0], strict=True))
     month_to_date = _priced_cost(SPANS)  # all demo days lie in the anchor's month
     assert _usd(got["month_to_date_usd"]) == month_to_date
     assert _usd(got["budget_usd"]) == Decimal("0.5")
     assert got["burn_pct"] == pytest.approx(float(round(100 * month_to_date / Decimal("0.5"), 1)))
-    _, rows = _run(store, expand_grafana(
-        _query("spanledger-spend", "Budget burn: cumulative spend this month"), ctx))
+    _, rows = _run(
+        store,
+        expand_grafana(_query("spanledger-spend", "Budget burn: cumulative spend this month"), ctx),
+    )
     assert _usd(rows[-1][1]) == month_to_date
     assert [_usd(r[1]) for r in rows] == sorted(_usd(r[1]) for r in rows)
 
 
 def test_top_runs_and_drill_down_show_per_step_cost(store: Any) -> None:
-    cols, rows = _run(store, expand_grafana(
-        _query("spanledger-traces", "Top agent runs by cost"), _context("spanledger-traces")))
+    cols, rows = _run(
+        store,
+        expand_grafana(
+            _query("spanledger-traces", "Top agent runs by cost"), _context("spanledger-traces")
+        ),
+    )
     top = dict(zip(cols, rows[0], strict=True))
     assert top["trace_id"] == "03bb" + "0" * 28
     assert top["calls"] == 8 and top["error_calls"] == 1  # the invoke_agent parent is not a call
     assert _usd(top["cost_usd"]) == Decimal("0.064")  # 8 x 0.008, parent's rollup not added
 
-    cols, rows = _run(store, expand_grafana(
-        _query("spanledger-traces", "Per-step cost ($trace_id)"), _context("spanledger-traces")))
+    cols, rows = _run(
+        store,
+        expand_grafana(
+            _query("spanledger-traces", "Per-step cost ($trace_id)"), _context("spanledger-traces")
+        ),
+    )
     steps = [dict(zip(cols, r, strict=True)) for r in rows]
     agent_spans = [s for s in SPANS if s.trace_id == AGENT_TRACE]
     assert len(steps) == len(agent_spans) == 6
@@ -307,10 +434,32 @@ def test_top_runs_and_drill_down_show_per_step_cost(store: Any) -> None:
     assert steps[0]["status"] == "aggregate" and _usd(steps[0]["cost_usd"]) == 0
     assert _usd(steps[0]["rollup_usd"]) == Decimal("0.04")
     assert [_usd(s["cost_to_date_usd"]) for s in steps[1:]] == [
-        Decimal("0.008") * n for n in range(1, 6)]
+        Decimal("0.008") * n for n in range(1, 6)
+    ]
     assert _usd(steps[-1]["cost_to_date_usd"]) == _priced_cost(agent_spans)
 
-    cols, rows = _run(store, expand_grafana(
-        _query("spanledger-traces", "Run summary ($trace_id)"), _context("spanledger-traces")))
+    cols, rows = _run(
+        store,
+        expand_grafana(
+            _query("spanledger-traces", "Run summary ($trace_id)"), _context("spanledger-traces")
+        ),
+    )
     summary = dict(zip(cols, rows[0], strict=True))
     assert _usd(summary["cost_usd"]) == _priced_cost(agent_spans) and summary["calls"] == 5
+
+
+def test_data_links_point_at_existing_dashboards_and_variables() -> None:
+    """The drill-down link from a trace id must open a real dashboard with a real variable."""
+    dashboards = {load_dashboard(p)["uid"]: load_dashboard(p) for p in dashboard_files()}
+    links = []
+    for dash in dashboards.values():
+        for panel in iter_panels(dash):
+            for override in panel.get("fieldConfig", {}).get("overrides", []):
+                for prop in override["properties"]:
+                    if prop["id"] == "links":
+                        links += [link["url"] for link in prop["value"]]
+    assert links, "the top-runs table links to the drill-down"
+    for url in links:
+        uid = re.search(r"/d/([\w-]+)/", url).group(1)  # type: ignore[union-attr]
+        names = {v["name"] for v in dashboards[uid]["templating"]["list"]}
+        assert set(re.findall(r"var-(\w+)=", url)) <= names, url

@@ -106,8 +106,8 @@ def test_thread_pool_inherits_from_parent_span_not_just_root() -> None:
     assert attribution(cap.one("from-stage-grandchild")) == {"team": "search", "feature": "rerank"}
 
 
-def test_falls_back_to_trace_root_when_parent_is_gone() -> None:
-    """A callback that runs after its parent span ended still gets the trace root's attribution."""
+def test_ended_parent_still_passes_its_attribution() -> None:
+    """A callback that runs after its parent span ended inherits from that parent."""
     cap = capture()
     tracer = cap.tracer()
     with spanledger.attribute(team="search", feature="answers"), \
@@ -115,17 +115,28 @@ def test_falls_back_to_trace_root_when_parent_is_gone() -> None:
         with spanledger.attribute(feature="rerank"), tracer.start_as_current_span("stage") as stage:
             pass
         ended_parent = trace.set_span_in_context(stage, context.Context())
-        done = threading.Event()
-
-        def callback() -> None:
-            with tracer.start_as_current_span("late-callback", context=ended_parent):
-                done.set()
-
-        t = threading.Thread(target=callback)
+        t = threading.Thread(target=lambda: tracer.start_span("late", context=ended_parent).end())
         t.start()
         t.join(5)
-    assert done.is_set()
-    assert attribution(cap.one("late-callback")) == {"team": "search", "feature": "answers"}
+    assert attribution(cap.one("late")) == {"team": "search", "feature": "rerank"}
+
+
+def test_falls_back_to_trace_root_when_only_a_span_context_is_passed() -> None:
+    """Frameworks that carry a bare SpanContext (no span object, no baggage) get the root's."""
+    cap = capture()
+    tracer = cap.tracer()
+    with spanledger.attribute(team="search", feature="answers"), \
+            tracer.start_as_current_span("root"):
+        with spanledger.attribute(feature="rerank"), tracer.start_as_current_span("stage") as stage:
+            bare = trace.set_span_in_context(trace.NonRecordingSpan(stage.get_span_context()),
+                                             context.Context())
+            t = threading.Thread(target=lambda: tracer.start_span("callback", context=bare).end())
+            t.start()
+            t.join(5)
+    callback = cap.one("callback")
+    assert callback.parent is not None
+    assert callback.parent.span_id == stage.get_span_context().span_id
+    assert attribution(callback) == {"team": "search", "feature": "answers"}
 
 
 def test_asyncio_task_with_fresh_context_inherits_from_parent() -> None:

@@ -33,7 +33,9 @@ WORK = (
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     spanledger.configure()
     OpenAIInstrumentor().instrument()
     client = openai.OpenAI()
@@ -44,14 +46,17 @@ def main() -> int:
     sent = 0
     while limit == 0 or sent < limit:
         team, feature, prompt = WORK[sent % len(WORK)]
-        with spanledger.attribute(team=team, feature=feature), tracer.start_as_current_span(
-            f"handle {feature}"
+        with (
+            spanledger.attribute(team=team, feature=feature),
+            tracer.start_as_current_span(f"handle {feature}"),
         ):
             reply = client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": prompt}]
             )
         sent += 1
-        log.info("%s/%s: %s tokens", team, feature, reply.usage.total_tokens if reply.usage else "?")
+        log.info(
+            "%s/%s: %s tokens", team, feature, reply.usage.total_tokens if reply.usage else "?"
+        )
         if limit == 0 or sent < limit:
             time.sleep(interval)
     # flush the last spans before exiting

@@ -38,7 +38,9 @@ class Node:
     def line(self) -> int:
         return self._node.start_mark.line + 1
 
-    def error(self, problem: str, key: str | None = None, at: yaml.Node | None = None) -> ConfigError:
+    def error(
+        self, problem: str, key: str | None = None, at: yaml.Node | None = None
+    ) -> ConfigError:
         node = at or self._node
         return ConfigError(self.file, node.start_mark.line + 1, self._join(key), problem)
 
@@ -67,7 +69,7 @@ class Node:
 
     def check_keys(self, allowed: set[str] | frozenset[str]) -> None:
         """Reject unknown keys: a typo must not silently fall back to a default."""
-        for k, v in self._node.value if self.is_mapping() else []:
+        for k, _v in self._node.value if self.is_mapping() else []:
             if str(k.value) not in allowed:
                 hint = ", ".join(sorted(allowed))
                 raise self.error(f"unknown key (expected one of: {hint})", key=str(k.value), at=k)
@@ -107,7 +109,12 @@ class Node:
         node = self.child(key)._node
         if not isinstance(node, yaml.ScalarNode):
             raise self.error("expected a single value", key=key, at=node)
-        return yaml.safe_load(yaml.serialize(node)) if node.value != "" else None, node
+        if node.value == "":
+            return None, node
+        try:
+            return yaml.safe_load(yaml.serialize(node)), node
+        except ValueError as exc:  # e.g. an impossible date such as 2025-02-30
+            raise self.error(f"invalid value {node.value!r}: {exc}", key=key, at=node) from None
 
     def get_str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
         if not self.has(key):
@@ -164,20 +171,23 @@ class Node:
             raise self.error(f"expected true or false, got {node.value!r}", key=key, at=node)
         return value
 
-    def get_date(self, key: str, default: dt.date | None = None, required: bool = False) -> dt.date | None:
+    def get_date(
+        self, key: str, default: dt.date | None = None, required: bool = False
+    ) -> dt.date | None:
         if not self.has(key):
             if required:
                 raise self.error("required key is missing", key=key)
             return default
-        value, node = self._scalar(key)
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
+        node = self.child(key)._node
+        # Parse the text ourselves: YAML's own timestamp parsing fails on 2025-02-30
+        # with a bare ValueError and would accept a full timestamp silently.
+        text = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else ""
         try:
-            return dt.date.fromisoformat(str(value))
+            return dt.date.fromisoformat(text)
         except ValueError:
-            raise self.error(f"expected a date YYYY-MM-DD, got {node.value!r}", key=key, at=node) from None
+            raise self.error(
+                f"expected a date YYYY-MM-DD, got {node.value!r}", key=key, at=node
+            ) from None
 
     def get_str_list(self, key: str) -> list[str]:
         out = []

@@ -75,7 +75,9 @@ def _macros(ctx: GrafanaContext) -> dict[str, tuple[int, Any]]:
     return {
         "timeFilter": (
             1,
-            lambda c: f"{c} >= {_to_datetime(ctx.time_from)} AND {c} <= {_to_datetime(ctx.time_to)}",
+            lambda c: (
+                f"{c} >= {_to_datetime(ctx.time_from)} AND {c} <= {_to_datetime(ctx.time_to)}"
+            ),
         ),
         "dateFilter": (
             1,
@@ -83,7 +85,9 @@ def _macros(ctx: GrafanaContext) -> dict[str, tuple[int, Any]]:
         ),
         "timeInterval": (
             1,
-            lambda c: f"toStartOfInterval(toDateTime({c}), INTERVAL {max(ctx.interval_s, 1)} second)",
+            lambda c: (
+                f"toStartOfInterval(toDateTime({c}), INTERVAL {max(ctx.interval_s, 1)} second)"
+            ),
         ),
         "fromTime": (0, lambda: _to_datetime(ctx.time_from)),
         "toTime": (0, lambda: _to_datetime(ctx.time_to)),
@@ -342,49 +346,149 @@ def demo_spans(now: datetime, days: int = 4) -> list[Span]:
         d = f"{day:02d}"
         # RAG: embeddings then chat, two steps.
         rag = f"{d}aa" + "0" * 28
-        spans.append(Span(t0, rag, f"{d}a1" + "0" * 12, "", "POST /answer", "search-api",
-                          {"http.request.method": "POST", "spanledger.team": "search"}))
-        spans.append(Span(t0 + timedelta(milliseconds=10), rag, f"{d}a2" + "0" * 12,
-                          f"{d}a1" + "0" * 12, "embeddings text-embedding-3-small", "search-api",
-                          _llm_attrs(team="search", feature="rag-answer",
-                                     model="text-embedding-3-small", tokens=(1200, 0),
-                                     cost="0.000024000000", status="priced", step=1,
-                                     operation="embeddings")))
-        spans.append(Span(t0 + timedelta(seconds=1), rag, f"{d}a3" + "0" * 12,
-                          f"{d}a1" + "0" * 12, "chat gpt-4o-mini", "search-api",
-                          _llm_attrs(team="search", feature="rag-answer", model="gpt-4o-mini",
-                                     tokens=(3000, 400), cost="0.000690000000",
-                                     status="priced", step=2, customer="acme")))
+        spans.append(
+            Span(
+                t0,
+                rag,
+                f"{d}a1" + "0" * 12,
+                "",
+                "POST /answer",
+                "search-api",
+                {"http.request.method": "POST", "spanledger.team": "search"},
+            )
+        )
+        spans.append(
+            Span(
+                t0 + timedelta(milliseconds=10),
+                rag,
+                f"{d}a2" + "0" * 12,
+                f"{d}a1" + "0" * 12,
+                "embeddings text-embedding-3-small",
+                "search-api",
+                _llm_attrs(
+                    team="search",
+                    feature="rag-answer",
+                    model="text-embedding-3-small",
+                    tokens=(1200, 0),
+                    cost="0.000024000000",
+                    status="priced",
+                    step=1,
+                    operation="embeddings",
+                ),
+            )
+        )
+        spans.append(
+            Span(
+                t0 + timedelta(seconds=1),
+                rag,
+                f"{d}a3" + "0" * 12,
+                f"{d}a1" + "0" * 12,
+                "chat gpt-4o-mini",
+                "search-api",
+                _llm_attrs(
+                    team="search",
+                    feature="rag-answer",
+                    model="gpt-4o-mini",
+                    tokens=(3000, 400),
+                    cost="0.000690000000",
+                    status="priced",
+                    step=2,
+                    customer="acme",
+                ),
+            )
+        )
         # Support agent: one invoke_agent aggregate span and 5 + day priced steps.
         agent = f"{d}bb" + "0" * 28
         root = f"{d}b0" + "0" * 12
         steps = 5 + day
-        spans.append(Span(t0, agent, root, "", "invoke_agent triage", "agent-worker",
-                          {**_llm_attrs(team="support", feature="ticket-agent", model="gpt-4o",
-                                        tokens=(2000 * steps, 300 * steps), cost=None,
-                                        status="aggregate", operation="invoke_agent"),
-                           "gen_ai.agent.name": "triage",
-                           "spanledger.cost.rollup": f"{0.008 * steps:.12f}"},
-                          duration_ns=steps * 2_000_000_000))
+        spans.append(
+            Span(
+                t0,
+                agent,
+                root,
+                "",
+                "invoke_agent triage",
+                "agent-worker",
+                {
+                    **_llm_attrs(
+                        team="support",
+                        feature="ticket-agent",
+                        model="gpt-4o",
+                        tokens=(2000 * steps, 300 * steps),
+                        cost=None,
+                        status="aggregate",
+                        operation="invoke_agent",
+                    ),
+                    "gen_ai.agent.name": "triage",
+                    "spanledger.cost.rollup": f"{0.008 * steps:.12f}",
+                },
+                duration_ns=steps * 2_000_000_000,
+            )
+        )
         for step in range(1, steps + 1):
-            spans.append(Span(t0 + timedelta(seconds=2 * step), agent, f"{d}b{step:02d}" + "0" * 11,
-                              root, "chat gpt-4o", "agent-worker",
-                              {**_llm_attrs(team="support", feature="ticket-agent", model="gpt-4o",
-                                            tokens=(2000, 300), cost="0.008000000000",
-                                            status="priced", step=step, customer="globex"),
-                               "gen_ai.agent.name": "triage"},
-                              status_code="Error" if step == 3 else "Ok"))
+            spans.append(
+                Span(
+                    t0 + timedelta(seconds=2 * step),
+                    agent,
+                    f"{d}b{step:02d}" + "0" * 11,
+                    root,
+                    "chat gpt-4o",
+                    "agent-worker",
+                    {
+                        **_llm_attrs(
+                            team="support",
+                            feature="ticket-agent",
+                            model="gpt-4o",
+                            tokens=(2000, 300),
+                            cost="0.008000000000",
+                            status="priced",
+                            step=step,
+                            customer="globex",
+                        ),
+                        "gen_ai.agent.name": "triage",
+                    },
+                    status_code="Error" if step == 3 else "Ok",
+                )
+            )
         # A Go service exporting through the contrib collector only: no status.
-        spans.append(Span(t0 + timedelta(minutes=5), f"{d}cc" + "0" * 28, f"{d}c1" + "0" * 12, "",
-                          "chat acme-llm-7b", "legacy-batch",
-                          _llm_attrs(team="", feature="", model="acme-llm-7b", tokens=(900, 100),
-                                     cost=None, status=None)))
+        spans.append(
+            Span(
+                t0 + timedelta(minutes=5),
+                f"{d}cc" + "0" * 28,
+                f"{d}c1" + "0" * 12,
+                "",
+                "chat acme-llm-7b",
+                "legacy-batch",
+                _llm_attrs(
+                    team="",
+                    feature="",
+                    model="acme-llm-7b",
+                    tokens=(900, 100),
+                    cost=None,
+                    status=None,
+                ),
+            )
+        )
         # Explicitly unpriced: a fine-tune nobody has a price for yet.
-        spans.append(Span(t0 + timedelta(minutes=7), f"{d}dd" + "0" * 28, f"{d}d1" + "0" * 12, "",
-                          "chat ft:gpt-4o-mini:growth", "growth-mailer",
-                          _llm_attrs(team="growth", feature="email-drafts",
-                                     model="ft:gpt-4o-mini:growth", tokens=(500, 250), cost=None,
-                                     status="unpriced", step=1)))
+        spans.append(
+            Span(
+                t0 + timedelta(minutes=7),
+                f"{d}dd" + "0" * 28,
+                f"{d}d1" + "0" * 12,
+                "",
+                "chat ft:gpt-4o-mini:growth",
+                "growth-mailer",
+                _llm_attrs(
+                    team="growth",
+                    feature="email-drafts",
+                    model="ft:gpt-4o-mini:growth",
+                    tokens=(500, 250),
+                    cost=None,
+                    status="unpriced",
+                    step=1,
+                ),
+            )
+        )
     return spans
 
 

@@ -122,3 +122,90 @@ def instrumented(provider: TracerProvider) -> Iterator[None]:
     finally:
         for inst in instrumentors:
             inst.uninstrument()
+
+
+class OtlpHttpReceiver:
+    """A test-only OTLP/HTTP traces endpoint on 127.0.0.1: decodes ExportTraceServiceRequest.
+
+    ``spans`` holds one dict per received span: name, attributes (plain Python
+    values), resource attributes and the request headers it came with.
+    """
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+            ExportTraceServiceResponse,
+        )
+
+        self.spans: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    import gzip
+
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest.FromString(body)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                found = []
+                for rs in request.resource_spans:
+                    resource = {a.key: _any_value(a.value) for a in rs.resource.attributes}
+                    for ss in rs.scope_spans:
+                        for span in ss.spans:
+                            found.append({
+                                "name": span.name,
+                                "path": self.path,
+                                "trace_id": span.trace_id.hex(),
+                                "attributes": {a.key: _any_value(a.value) for a in span.attributes},
+                                "resource": resource,
+                                "headers": headers,
+                            })
+                with receiver._lock:
+                    receiver.spans.extend(found)
+                out = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [s for s in self.spans if s["name"] == name]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> OtlpHttpReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return tuple(_any_value(v) for v in value.array_value.values)
+    return getattr(value, kind) if kind else None

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from spanledger.cli.main import UsageError
-from spanledger.store import DEFAULT_URL, ENV_VAR, StoreLocked, StoreUrlError, open_store
+from spanledger.store import DEFAULT_URL, ENV_VAR, StoreLocked, StoreUrlError, open_store, parse_url
 from spanledger.store.base import StoreError
 
 
@@ -51,10 +51,14 @@ def migrate_command(args: argparse.Namespace) -> int:
         placeholders(args.cluster, args.ttl_days)
     except ValueError as exc:
         raise UsageError(f"--cluster: {exc}") from exc
-    if args.cluster and (args.url or "").startswith("chdb://"):
+    try:
+        parsed = parse_url(args.url)
+    except StoreUrlError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.cluster and parsed.is_chdb:
         raise UsageError("--cluster needs a ClickHouse server URL (http(s)://...), not chdb://")
     try:
-        store = open_store(args.url)
+        store = open_store(parsed.raw)
     except StoreUrlError as exc:
         raise UsageError(str(exc)) from exc
     except StoreLocked as exc:

@@ -12,12 +12,18 @@ import argparse
 import datetime as dt
 import json
 import os
+import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from spanledger.cli.main import UsageError
-from spanledger.pricing.catalog import PRICES_FILE_ENV, PriceCatalog, PricePeriod
+from spanledger.pricing.catalog import (
+    PRICES_FILE_ENV,
+    CallPricePeriod,
+    PriceCatalog,
+    PricePeriod,
+)
 
 UNPRICED_SQL = """
 SELECT Provider, Model, count() AS calls, min(Timestamp) AS first_seen, max(Timestamp) AS last_seen,
@@ -28,8 +34,17 @@ WHERE Status = 'unpriced'
 GROUP BY Provider, Model
 ORDER BY calls DESC, Provider, Model
 """
-UNPRICED_COLUMNS = ("provider", "model", "calls", "first_seen", "last_seen", "input_tokens",
-                    "output_tokens", "cache_read_tokens", "cache_write_tokens")
+UNPRICED_COLUMNS = (
+    "provider",
+    "model",
+    "calls",
+    "first_seen",
+    "last_seen",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
 
 
 def register(subparsers: Any) -> None:
@@ -37,17 +52,23 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="prices_command", required=True, metavar="SUBCOMMAND")
 
     show = sub.add_parser("show", help="price periods of a model (catalog and overrides)")
-    show.add_argument("model", metavar="MODEL")
+    show.add_argument(
+        "model", metavar="MODEL", help="model name (or a tool / vector database priced per call)"
+    )
     show.add_argument("--provider", help="provider name as on spans (openai, aws.bedrock, ...)")
-    show.add_argument("--at", help="mark the period in force on this day, YYYY-MM-DD (default today)")
-    show.add_argument("--prices", metavar="FILE",
-                      help=f"overrides file (default: ${PRICES_FILE_ENV} if set)")
+    show.add_argument(
+        "--at", help="mark the period in force on this day, YYYY-MM-DD (default today)"
+    )
+    show.add_argument(
+        "--prices", metavar="FILE", help=f"overrides file (default: ${PRICES_FILE_ENV} if set)"
+    )
     show.add_argument("--format", choices=("table", "json"), default="table")
     show.set_defaults(func=cmd_show)
 
     unpriced = sub.add_parser("unpriced", help="calls in the store that have no price, per model")
-    unpriced.add_argument("--url", help="store URL (default: $SPANLEDGER_CLICKHOUSE_URL or "
-                          "chdb://./spanledger-data)")
+    unpriced.add_argument(
+        "--url", help="store URL (default: $SPANLEDGER_CLICKHOUSE_URL or chdb://./spanledger-data)"
+    )
     unpriced.add_argument("--format", choices=("table", "json"), default="table")
     unpriced.set_defaults(func=cmd_unpriced)
 
@@ -67,7 +88,9 @@ def _money(value: Decimal | None) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
@@ -79,53 +102,150 @@ def cmd_show(args: argparse.Namespace) -> int:
     catalog = PriceCatalog(prices_file)
     periods = catalog.describe(args.model, args.provider, at=at)
     if not periods:
+        calls = catalog.describe_calls(args.model, at=at)
+        if calls:
+            return _show_calls(args, at, calls)
         where = catalog.version + (f" or {prices_file}" if prices_file else "")
         prov = f" (provider {args.provider})" if args.provider else ""
         raise UsageError(f"unknown model {args.model!r}{prov}: not in {where}")
     if args.format == "json":
-        print(json.dumps({"model": args.model, "provider": args.provider, "at": at.date().isoformat(),
-                          "unit": "USD per million tokens",
-                          "periods": [p.to_dict() for p in periods]}, indent=2))
+        doc = {
+            "model": args.model,
+            "provider": args.provider,
+            "at": at.date().isoformat(),
+            "unit": "USD per million tokens",
+            "periods": [p.to_dict() for p in periods],
+        }
+        print(json.dumps(doc, indent=2))
         return 0
     print(f"{args.model}: USD per million tokens; '*' = in force on {at.date().isoformat()}")
-    print(_table(("", "SOURCE", "PROVIDER", "MODEL", "FROM", "UNTIL", "INPUT", "OUTPUT", "CACHE_READ",
-                  "CACHE_WRITE", "DISCOUNT", "NOTES"), [_row(p) for p in periods]))
+    headers = (
+        "",
+        "SOURCE",
+        "PROVIDER",
+        "MODEL",
+        "FROM",
+        "UNTIL",
+        "INPUT",
+        "OUTPUT",
+        "CACHE_READ",
+        "CACHE_WRITE",
+        "DISCOUNT",
+        "NOTES",
+    )
+    print(_table(headers, [_row(p) for p in periods]))
+    return 0
+
+
+def _show_calls(args: argparse.Namespace, at: dt.datetime, calls: list[CallPricePeriod]) -> int:
+    """``prices show NAME`` for a tool or vector database priced per call."""
+    if args.format == "json":
+        doc = {
+            "name": args.model,
+            "at": at.date().isoformat(),
+            "unit": "USD per call",
+            "periods": [c.to_dict() for c in calls],
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"{args.model}: USD per call; '*' = in force on {at.date().isoformat()}")
+    rows = [
+        [
+            "*" if c.in_force else "",
+            c.source,
+            c.kind,
+            c.pattern,
+            c.effective_from.isoformat() if c.effective_from else "-",
+            c.effective_until.isoformat() if c.effective_until else "-",
+            _money(c.per_call),
+            "; ".join(c.notes),
+        ]
+        for c in calls
+    ]
+    print(_table(("", "SOURCE", "KIND", "NAME", "FROM", "UNTIL", "PER_CALL", "NOTES"), rows))
     return 0
 
 
 def _row(p: PricePeriod) -> list[str]:
     return [
-        "*" if p.in_force else "", p.source, p.provider or "any", p.model,
+        "*" if p.in_force else "",
+        p.source,
+        p.provider or "any",
+        p.model,
         p.effective_from.isoformat() if p.effective_from else "-",
         p.effective_until.isoformat() if p.effective_until else "-",
-        _money(p.input), _money(p.output), _money(p.cache_read), _money(p.cache_write),
+        _money(p.input),
+        _money(p.output),
+        _money(p.cache_read),
+        _money(p.cache_write),
         f"{_money(p.discount_percent)}%" if p.discount_percent is not None else "-",
         "; ".join(p.notes),
     ]
 
 
 def cmd_unpriced(args: argparse.Namespace) -> int:
-    from spanledger.store import open_store
+    from spanledger.store import StoreError, StoreUrlError, open_store
 
-    store = open_store(args.url, read_only=True)
+    try:
+        store = open_store(args.url, read_only=True)
+    except StoreUrlError as exc:
+        raise UsageError(str(exc)) from None
+    except StoreError as exc:
+        print(f"spanledger prices: {exc}", file=sys.stderr)
+        return 1
     try:
         rows = store.query(UNPRICED_SQL)
+    except StoreError as exc:
+        message = str(exc).splitlines()[0]
+        if "UNKNOWN_TABLE" in message:
+            message = f"{store.url} has no llm_calls table: run `spanledger db migrate`"
+        print(f"spanledger prices: {message}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     records = [dict(zip(UNPRICED_COLUMNS, row, strict=True)) for row in rows]
     if args.format == "json":
-        print(json.dumps([{k: (v.isoformat() if isinstance(v, dt.datetime) else
-                               int(v) if isinstance(v, int | Decimal) else v)
-                           for k, v in r.items()} for r in records], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        k: (
+                            v.isoformat()
+                            if isinstance(v, dt.datetime)
+                            else int(v)
+                            if isinstance(v, int | Decimal)
+                            else v
+                        )
+                        for k, v in r.items()
+                    }
+                    for r in records
+                ],
+                indent=2,
+            )
+        )
         return 0
     if not records:
         print("no unpriced calls")
         return 0
-    print(_table([c.upper() for c in UNPRICED_COLUMNS], [
-        [str(r["provider"]) or "-", str(r["model"]) or "-", str(r["calls"]),
-         _when(r["first_seen"]), _when(r["last_seen"]), str(r["input_tokens"]),
-         str(r["output_tokens"]), str(r["cache_read_tokens"]), str(r["cache_write_tokens"])]
-        for r in records]))
+    print(
+        _table(
+            [c.upper() for c in UNPRICED_COLUMNS],
+            [
+                [
+                    str(r["provider"]) or "-",
+                    str(r["model"]) or "-",
+                    str(r["calls"]),
+                    _when(r["first_seen"]),
+                    _when(r["last_seen"]),
+                    str(r["input_tokens"]),
+                    str(r["output_tokens"]),
+                    str(r["cache_read_tokens"]),
+                    str(r["cache_write_tokens"]),
+                ]
+                for r in records
+            ],
+        )
+    )
     return 0
 
 

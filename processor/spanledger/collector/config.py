@@ -48,6 +48,8 @@ class BatchConfig:
     max_spans: int = 50_000
     #: ... or this many milliseconds after its first span arrived
     timeout_ms: int = 200
+    #: processes converting segments to Arrow (0: in the writer thread)
+    workers: int = 2
 
 
 @dataclass
@@ -136,7 +138,8 @@ def load_config(path: str | Path | None) -> CollectorConfig:
             if prices:
                 cfg.pricing.prices = str(_relative(cfg.source, prices))
         if (b := _section(procs, "batch")) is not None:
-            b.check_keys({"max_spans", "timeout_ms"})
+            b.check_keys({"max_spans", "timeout_ms", "workers"})
+            cfg.batch.workers = _int(b, "workers", cfg.batch.workers, 0)
             cfg.batch.max_spans = _int(b, "max_spans", cfg.batch.max_spans, 1)
             cfg.batch.timeout_ms = _int(b, "timeout_ms", cfg.batch.timeout_ms, 1)
     if (exps := _section(root, "exporters")) is not None:

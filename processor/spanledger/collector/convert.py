@@ -33,6 +33,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger import semconv
+from spanledger.store.otel_schema import otel_traces_schema
 
 #: SpanKind enum value -> otel_traces.SpanKind (contrib exporter's traceutil.SpanKindStr)
 SPAN_KINDS: dict[int, str] = {
@@ -46,34 +47,10 @@ SPAN_KINDS: dict[int, str] = {
 #: Status.code enum value -> otel_traces.StatusCode (contrib exporter's traceutil.StatusCodeStr)
 STATUS_CODES: dict[int, str] = {0: "STATUS_CODE_UNSET", 1: "STATUS_CODE_OK", 2: "STATUS_CODE_ERROR"}
 
-_MAP = pa.map_(pa.string(), pa.string())
 _TS = pa.timestamp("ns", tz="UTC")
-
-#: the Arrow types of the otel_traces columns, in table order
-SCHEMA = pa.schema([
-    ("Timestamp", _TS),
-    ("TraceId", pa.string()),
-    ("SpanId", pa.string()),
-    ("ParentSpanId", pa.string()),
-    ("TraceState", pa.string()),
-    ("SpanName", pa.string()),
-    ("SpanKind", pa.string()),
-    ("ServiceName", pa.string()),
-    ("ResourceAttributes", _MAP),
-    ("ScopeName", pa.string()),
-    ("ScopeVersion", pa.string()),
-    ("SpanAttributes", _MAP),
-    ("Duration", pa.uint64()),
-    ("StatusCode", pa.string()),
-    ("StatusMessage", pa.string()),
-    ("Events.Timestamp", pa.list_(_TS)),
-    ("Events.Name", pa.list_(pa.string())),
-    ("Events.Attributes", pa.list_(_MAP)),
-    ("Links.TraceId", pa.list_(pa.string())),
-    ("Links.SpanId", pa.list_(pa.string())),
-    ("Links.TraceState", pa.list_(pa.string())),
-    ("Links.Attributes", pa.list_(_MAP)),
-])
+_MAP = pa.map_(pa.string(), pa.string())
+#: the Arrow types of the otel_traces columns, in table order (owned by the store)
+SCHEMA = otel_traces_schema()
 
 #: called with (span attributes as strings, start time ns); may add attributes
 Enricher = Callable[[dict[str, str], int], None]
@@ -137,7 +114,7 @@ def value_string(value: Any) -> str:
     fields = value.ListFields()
     if not fields:
         return ""
-    fd, v = fields[0]
+    _fd, v = fields[0]
     kind = type(v)
     if kind is str:
         return v
@@ -157,20 +134,17 @@ def attrs_dict(kvs: Iterable[Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for kv in kvs:
         v = kv.value
-        fields = v.ListFields()
-        if fields:
-            s = fields[0][1]
-            kind = type(s)
-            if kind is not str:
-                if kind is int:
-                    s = str(s)
-                elif kind is bool:
-                    s = "true" if s else "false"
-                else:
-                    s = value_string(v)
+        s = v.string_value  # the common case first: one C call, no WhichOneof
+        if s:
+            out[kv.key] = s
+            continue
+        w = v.WhichOneof("value")
+        if w == "int_value":
+            out[kv.key] = str(v.int_value)
+        elif w is None or w == "string_value":
+            out[kv.key] = ""
         else:
-            s = ""
-        out[kv.key] = s
+            out[kv.key] = value_string(v)
     return out
 
 

@@ -134,3 +134,18 @@ def _fix_ids(obj: dict[str, Any]) -> None:
     for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"):
         if key in obj:
             obj[key] = _b64_of_hex(obj[key])
+
+
+#: HTTP status -> google.rpc.Code, for the Status body of an OTLP/HTTP error
+_RPC_CODES = {400: 3, 401: 16, 413: 8, 503: 14, 500: 13}
+
+
+def rpc_status(http_status: int, message: str) -> Any:
+    """The ``google.rpc.Status`` body OTLP/HTTP prescribes for an error response."""
+    from google.rpc import status_pb2
+
+    return status_pb2.Status(code=_RPC_CODES.get(http_status, 2), message=message)
+
+
+def status_json(status: Any) -> bytes:
+    return json_format.MessageToJson(status, indent=None).encode()

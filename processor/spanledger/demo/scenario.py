@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 DAY_NS = 86_400 * 1_000_000_000
+MINUTE_NS = 60 * 1_000_000_000
 #: tool rounds of the runaway agent (a typical run of its feature takes 1-4)
 RUNAWAY_ROUNDS = 45
 
@@ -220,7 +221,7 @@ MIN_CALLS = 100
 
 def build_plan(calls: int, days: int, seed: int, anchor_ns: int) -> list[TracePlan]:
     """Traces totalling at least ``calls`` provider calls, spread over the ``days``
-    calendar days (UTC) before the day of ``anchor_ns``.
+    calendar days (UTC) that end with the day of ``anchor_ns`` (all before ``anchor_ns``).
 
     Every feature appears at least once, then the runaway agent run, then
     weighted random traces until the call budget is spent. Traffic grows over
@@ -233,7 +234,7 @@ def build_plan(calls: int, days: int, seed: int, anchor_ns: int) -> list[TracePl
     r = random.Random(seed)
     names, cweights = zip(*CUSTOMERS, strict=True)
     weights = [f.weight for f in FEATURES]
-    first_day_ns = (anchor_ns // DAY_NS - days) * DAY_NS
+    first_day_ns = (anchor_ns // DAY_NS - days + 1) * DAY_NS
     day_weights = [_day_weight(first_day_ns + d * DAY_NS, d, days) for d in range(days)]
     plans: list[TracePlan] = []
     total = 0
@@ -245,8 +246,13 @@ def build_plan(calls: int, days: int, seed: int, anchor_ns: int) -> list[TracePl
         if day is None:
             # the first `days` traces cover every day once, so short runs still span the window
             day = index if index < days else r.choices(range(days), day_weights)[0]
-        # Calendar days (UTC) ending yesterday: day 0 is the oldest, all of it in the past.
-        start = first_day_ns + day * DAY_NS + int(r.triangular(0.25, 0.95, 0.6) * DAY_NS)
+        # Calendar days (UTC) ending today: day 0 is the oldest; today's traces stay before
+        # the anchor (now), so a report of the current month right after the demo shows them.
+        day_ns = first_day_ns + day * DAY_NS
+        if day == days - 1:
+            start = day_ns + int(r.random() * max(anchor_ns - day_ns - MINUTE_NS, 0))
+        else:
+            start = day_ns + int(r.triangular(0.25, 0.95, 0.6) * DAY_NS)
         customer = r.choices(names, cweights)[0] if feature.customer_facing else ""
         plans.append(TracePlan(
             index=index, service=feature.service,

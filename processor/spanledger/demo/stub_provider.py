@@ -250,7 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
         })
 
     def _messages_stream(self, mid: str, model: str, usage: AnthropicUsage, text: str) -> None:
-        start_usage = {**usage.as_anthropic(), "output_tokens": 1}
+        # The real API reports a small output count here and the cumulative count in
+        # message_delta; instrumentations that add both would over-count, so the stub
+        # says 0 here and the exact number at the end.
+        start_usage = {**usage.as_anthropic(), "output_tokens": 0}
         events: list[tuple[str, dict[str, Any]]] = [
             ("message_start", {"type": "message_start", "message": {
                 "id": mid, "type": "message", "role": "assistant", "model": model,

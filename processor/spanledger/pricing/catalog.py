@@ -60,9 +60,14 @@ MAX_UNPRICED_KEYS = 1000
 _meter = metrics.get_meter("spanledger.pricing")
 #: OpenTelemetry counter (a no-op until the application installs a MeterProvider)
 UNPRICED_COUNTER = _meter.create_counter(
-    "spanledger.spans.unpriced", unit="{span}",
+    "spanledger.spans.unpriced",
+    unit="{span}",
     description="GenAI spans with usage whose model has no price (catalog or overrides)",
 )
+
+#: (provider, model) pairs already warned about in this process
+_WARNED_UNPRICED: set[tuple[str, str]] = set()
+_WARNED_LOCK = threading.Lock()
 
 _TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
 
@@ -98,6 +103,23 @@ class PricePeriod:
         return out
 
 
+@dataclass(frozen=True)
+class CallPricePeriod:
+    """One per-call price period of a tool or vector database (USD per call)."""
+
+    source: str
+    kind: str  # "tool" | "db_system"
+    pattern: str
+    effective_from: dt.date | None
+    effective_until: dt.date | None
+    per_call: Decimal
+    in_force: bool
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return PricePeriod.to_dict(self)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class _Resolved:
     """What a (provider, model) pair resolves to; cached, including 'nothing'."""
@@ -125,7 +147,9 @@ class PriceCatalog:
         self._snapshot = get_snapshot()
         self._resolved: dict[tuple[str | None, str | None], _Resolved] = {}
         self._cards: dict[int, tuple[ModelPrice, RateCard]] = {}
-        self._override_cards: dict[tuple[int, int], tuple[ModelPeriod, ModelPrice | None, RateCard]] = {}
+        self._override_cards: dict[
+            tuple[int, int], tuple[ModelPeriod, ModelPrice | None, RateCard]
+        ] = {}
         self._call_rules: dict[tuple[str, str], tuple[Rule, ...]] = {}
         self._lock = threading.Lock()
         self._unpriced: dict[tuple[str, str], int] = {}
@@ -162,8 +186,15 @@ class PriceCatalog:
                 log.debug("genai-prices lookup failed for %r/%r", provider, model, exc_info=True)
         rules: tuple[Rule, ...] = ()
         if self.overrides is not None and model:
-            names = {n for n in (provider.lower() if provider else None, gp_id,
-                                 gp_provider.id if gp_provider else None) if n and n != NO_CATALOG}
+            names = {
+                n
+                for n in (
+                    provider.lower() if provider else None,
+                    gp_id,
+                    gp_provider.id if gp_provider else None,
+                )
+                if n and n != NO_CATALOG
+            }
             rules = self.overrides.rules_for_model(tuple(sorted(names)), model)
         found = _Resolved(provider, model, gp_provider, gp_model, rules)
         if len(self._resolved) >= MAX_CACHE:
@@ -178,11 +209,13 @@ class PriceCatalog:
         card = compile_model_price(model_price)
         if len(self._cards) >= MAX_CACHE:
             self._cards.clear()
-        self._cards[id(model_price)] = (model_price, card)  # keeps model_price alive: id stays unique
+        # the tuple keeps model_price alive, so its id() cannot be reused for another object
+        self._cards[id(model_price)] = (model_price, card)
         return card
 
-    def _choose(self, r: _Resolved, at: dt.datetime
-                ) -> tuple[Rule | None, ModelPeriod | None, ModelPrice | None] | None:
+    def _choose(
+        self, r: _Resolved, at: dt.datetime
+    ) -> tuple[Rule | None, ModelPeriod | None, ModelPrice | None] | None:
         """The price in force at ``at``: (rule, override entry, catalog price); None = unknown.
 
         (None, None, mp): catalog price. (rule, entry, None): override prices.
@@ -204,8 +237,9 @@ class PriceCatalog:
         return None, None, r.gp_model.get_prices(at)
 
     # -- pricing ----------------------------------------------------------------
-    def price_tokens(self, provider: str | None, model: str, usage: TokenUsage,
-                     at: dt.datetime) -> Cost | None:
+    def price_tokens(
+        self, provider: str | None, model: str, usage: TokenUsage, at: dt.datetime
+    ) -> Cost | None:
         """Cost of ``usage`` at the price in force at ``at``; None = unknown model."""
         r = self._resolved.get((provider, model)) or self._resolve(provider, model)
         choice = self._choose(r, at)
@@ -221,8 +255,9 @@ class PriceCatalog:
         assert rule is not None
         return self._override_card(r, rule, period, at).cost(usage, source, period.factor)
 
-    def _override_card(self, r: _Resolved, rule: Rule, period: ModelPeriod,
-                       at: dt.datetime) -> RateCard:
+    def _override_card(
+        self, r: _Resolved, rule: Rule, period: ModelPeriod, at: dt.datetime
+    ) -> RateCard:
         needs_ratio = period.cache_read is None or period.cache_write is None
         mp = r.gp_model.get_prices(at) if needs_ratio and r.gp_model is not None else None
         key = (id(period), id(mp))
@@ -230,10 +265,16 @@ class PriceCatalog:
         if hit is not None and hit[0] is period and hit[1] is mp:
             return hit[2]
         cache_read, cache_write, notes, guessed = cache_prices(period, mp)
-        if guessed and (rule.pattern, period.line, r.model) not in self._warned:
-            self._warned.add((rule.pattern, period.line, r.model))
-            log.warning("%s:%d: model %r: %s", self.overrides.file if self.overrides else "?",
-                        period.line, r.model, "; ".join(notes))
+        warn_key = (rule.pattern, period.line, r.model)
+        if guessed and warn_key not in self._warned and len(self._warned) < MAX_CACHE:
+            self._warned.add(warn_key)
+            log.warning(
+                "%s:%d: model %r: %s",
+                self.overrides.file if self.overrides else "?",
+                period.line,
+                r.model,
+                "; ".join(notes),
+            )
         assert period.input is not None and period.output is not None
         card = token_card(period.input, period.output, cache_read, cache_write)
         if len(self._override_cards) >= MAX_CACHE:
@@ -241,8 +282,9 @@ class PriceCatalog:
         self._override_cards[key] = (period, mp, card)
         return card
 
-    def price_call(self, *, db_system: str | None = None, tool: str | None = None,
-                   at: dt.datetime) -> Cost | None:
+    def price_call(
+        self, *, db_system: str | None = None, tool: str | None = None, at: dt.datetime
+    ) -> Cost | None:
         """Per-call price of a tool or vector-database span (overrides ``calls:``); None = none."""
         if self.overrides is None or not self.overrides.call_rules:
             return None
@@ -268,21 +310,28 @@ class PriceCatalog:
 
     # -- unpriced bookkeeping -------------------------------------------------------
     def note_unpriced(self, provider: str | None, model: str | None) -> None:
-        """Count an unpriced span; the first one per (provider, model) logs a warning."""
+        """Count an unpriced span; the first one per (provider, model) in this process
+        (across catalogs) logs a warning."""
         key = (provider or "", model or "")
         with self._lock:
             count = self._unpriced.get(key)
             if count is None and len(self._unpriced) >= MAX_UNPRICED_KEYS:
                 key = ("*", "*")
                 count = self._unpriced.get(key, 0)
-                first = False
-            else:
-                first = count is None
             self._unpriced[key] = (count or 0) + 1
+        with _WARNED_LOCK:
+            first = key not in _WARNED_UNPRICED and len(_WARNED_UNPRICED) < MAX_UNPRICED_KEYS
+            if first:
+                _WARNED_UNPRICED.add(key)
         if first:
-            log.warning("no price for model %r (provider %r) in %s%s: spans are marked unpriced; "
-                        "add it to the prices file", model, provider, self.version,
-                        f" or {self.overrides.file}" if self.overrides else "")
+            log.warning(
+                "no price for model %r (provider %r) in %s%s: spans are marked unpriced; "
+                "add it to the prices file",
+                model,
+                provider,
+                self.version,
+                f" or {self.overrides.file}" if self.overrides else "",
+            )
         UNPRICED_COUNTER.add(1, {"gen_ai.provider.name": key[0], "gen_ai.request.model": key[1]})
 
     def unpriced_counts(self) -> dict[tuple[str, str], int]:
@@ -291,8 +340,9 @@ class PriceCatalog:
             return dict(self._unpriced)
 
     # -- description ------------------------------------------------------------------
-    def describe(self, model: str, provider: str | None = None,
-                 at: dt.datetime | None = None) -> list[PricePeriod]:
+    def describe(
+        self, model: str, provider: str | None = None, at: dt.datetime | None = None
+    ) -> list[PricePeriod]:
         """All price periods for ``model`` (catalog first, then overrides); [] = unknown.
 
         ``in_force`` marks what prices a call at ``at`` (default: now).
@@ -302,6 +352,10 @@ class PriceCatalog:
         choice = self._choose(r, at)
         chosen_period = choice[1] if choice else None
         chosen_mp = choice[2] if choice else None
+        if r.gp_model is None and not any(
+            isinstance(p, ModelPeriod) and p.has_prices for rule in r.rules for p in rule.periods
+        ):
+            return []  # discount-only rules cannot price a model the catalog does not know
         out: list[PricePeriod] = []
         if r.gp_model is not None and r.gp_provider is not None:
             out.extend(self._catalog_periods(r.gp_provider, r.gp_model, chosen_mp))
@@ -311,38 +365,94 @@ class PriceCatalog:
                 out.append(self._override_period(r, rule, period, chosen_period, at))
         return out
 
-    def _catalog_periods(self, provider: Provider, model: ModelInfo,
-                         chosen: ModelPrice | None) -> list[PricePeriod]:
+    def describe_calls(self, name: str, at: dt.datetime | None = None) -> list[CallPricePeriod]:
+        """Per-call price periods of a tool or vector database named ``name``; [] = none."""
+        if self.overrides is None:
+            return []
+        day = _utc_day(at or dt.datetime.now(dt.UTC))
+        out: list[CallPricePeriod] = []
+        for kind in ("tool", "db_system"):
+            rules = self.overrides.rules_for_call(kind, name)
+            chosen = next((p for r in rules if (p := r.in_force(day)) is not None), None)
+            for rule in rules:
+                for period in rule.periods:
+                    assert isinstance(period, CallPeriod)
+                    out.append(
+                        CallPricePeriod(
+                            source=self.override_source or "",
+                            kind=kind,
+                            pattern=rule.pattern,
+                            effective_from=period.effective_from,
+                            effective_until=rule.until(period),
+                            per_call=period.per_call,
+                            in_force=period is chosen,
+                            notes=(period.note,) if period.note else (),
+                        )
+                    )
+        return out
+
+    def _catalog_periods(
+        self, provider: Provider, model: ModelInfo, chosen: ModelPrice | None
+    ) -> list[PricePeriod]:
         entries: list[tuple[ModelPrice, Any]] = (
-            [(model.prices, None)] if isinstance(model.prices, ModelPrice)
-            else [(cp.prices, cp.constraint) for cp in model.prices if isinstance(cp, ConditionalPrice)]
+            [(model.prices, None)]
+            if isinstance(model.prices, ModelPrice)
+            else [
+                (cp.prices, cp.constraint)
+                for cp in model.prices
+                if isinstance(cp, ConditionalPrice)
+            ]
         )
         out = []
         for i, (mp, constraint) in enumerate(entries):
             start = constraint.start_date if isinstance(constraint, StartDateConstraint) else None
-            until = next((c.start_date for _, c in entries[i + 1:]
-                          if isinstance(c, StartDateConstraint)), None)
+            until = next(
+                (c.start_date for _, c in entries[i + 1 :] if isinstance(c, StartDateConstraint)),
+                None,
+            )
             notes = []
             if isinstance(constraint, TimeOfDateConstraint):
-                notes.append(f"daily {constraint.start_time:%H:%M}-{constraint.end_time:%H:%M} UTC only")
+                notes.append(
+                    f"daily {constraint.start_time:%H:%M}-{constraint.end_time:%H:%M} UTC only"
+                )
                 until = None
             notes.extend(_price_notes(mp))
             prices = [base_price(getattr(mp, k)) for k in _TOKEN_KEYS]
-            out.append(PricePeriod(
-                source=self.version, kind="catalog", provider=provider.id, model=model.id,
-                effective_from=start, effective_until=until, input=prices[0], output=prices[1],
-                cache_read=prices[2], cache_write=prices[3], discount_percent=None,
-                in_force=mp is chosen, notes=tuple(notes),
-            ))
+            out.append(
+                PricePeriod(
+                    source=self.version,
+                    kind="catalog",
+                    provider=provider.id,
+                    model=model.id,
+                    effective_from=start,
+                    effective_until=until,
+                    input=prices[0],
+                    output=prices[1],
+                    cache_read=prices[2],
+                    cache_write=prices[3],
+                    discount_percent=None,
+                    in_force=mp is chosen,
+                    notes=tuple(notes),
+                )
+            )
         return out
 
-    def _override_period(self, r: _Resolved, rule: Rule, period: ModelPeriod,
-                         chosen: ModelPeriod | None, at: dt.datetime) -> PricePeriod:
+    def _override_period(
+        self,
+        r: _Resolved,
+        rule: Rule,
+        period: ModelPeriod,
+        chosen: ModelPeriod | None,
+        at: dt.datetime,
+    ) -> PricePeriod:
         notes: list[str] = []
         cache_read, cache_write = period.cache_read, period.cache_write
         if period.has_prices:
-            when = dt.datetime.combine(period.effective_from, dt.time(), dt.UTC) \
-                if period.effective_from else at
+            when = (
+                dt.datetime.combine(period.effective_from, dt.time(), dt.UTC)
+                if period.effective_from
+                else at
+            )
             mp = r.gp_model.get_prices(when) if r.gp_model is not None else None
             cache_read, cache_write, derived, _ = cache_prices(period, mp)
             notes.extend(derived)
@@ -352,16 +462,25 @@ class PriceCatalog:
             notes.append(period.note)
         label = rule.pattern if rule.provider is None else f"{rule.provider}/{rule.pattern}"
         return PricePeriod(
-            source=self.override_source or "", kind="override", provider=rule.provider,
-            model=label, effective_from=period.effective_from, effective_until=rule.until(period),
-            input=period.input, output=period.output, cache_read=cache_read if period.has_prices else None,
+            source=self.override_source or "",
+            kind="override",
+            provider=rule.provider,
+            model=label,
+            effective_from=period.effective_from,
+            effective_until=rule.until(period),
+            input=period.input,
+            output=period.output,
+            cache_read=cache_read if period.has_prices else None,
             cache_write=cache_write if period.has_prices else None,
-            discount_percent=period.discount_percent, in_force=period is chosen, notes=tuple(notes),
+            discount_percent=period.discount_percent,
+            in_force=period is chosen,
+            notes=tuple(notes),
         )
 
 
-def cache_prices(period: ModelPeriod, catalog: ModelPrice | None
-                 ) -> tuple[Decimal, Decimal, list[str], bool]:
+def cache_prices(
+    period: ModelPeriod, catalog: ModelPrice | None
+) -> tuple[Decimal, Decimal, list[str], bool]:
     """Cache read/write prices of an override entry (per million tokens).
 
     Explicit keys win. A missing one takes the catalog's ratio to the input
@@ -385,11 +504,16 @@ def cache_prices(period: ModelPeriod, catalog: ModelPrice | None
             ratio = catalog_price / catalog_input if catalog_price is not None else Decimal(1)
             values.append(period.input * ratio)
             notes.append(f"{name} = input x {ratio.normalize()} (catalog ratio)")
-        else:
+        elif name == "cache_read":
             values.append(period.input)
             guessed = True
-            notes.append(f"no {name} price and no catalog ratio: cached tokens charged at the "
-                         f"input price (set {name} to make this explicit)")
+            notes.append(
+                "no cache_read price and no catalog ratio: cached input charged at the "
+                "input price (set cache_read to make this explicit)"
+            )
+        else:
+            values.append(period.input)
+            notes.append("cache_write = input price (no catalog ratio)")
     return values[0], values[1], notes, guessed
 
 

@@ -37,8 +37,9 @@ Cache prices: an entry that gives ``input`` but omits ``cache_read`` (or
 ``cache_write``) takes the catalog's ratio for that model at the call's time
 (e.g. OpenAI cached input at 50% of input: override input 2.00 -> cache_read
 1.00; Anthropic writes at 125%). When the catalog does not know the model
-there is no ratio: cached tokens are charged at the input price and a warning
-is logged once per rule and model; write the key to make it explicit.
+there is no ratio: cached reads are charged at the input price and a warning
+is logged once per rule and model (write the key to make it explicit); cache
+writes default to the input price (no write surcharge) without a warning.
 """
 
 from __future__ import annotations
@@ -57,8 +58,19 @@ _GLOB_CHARS = frozenset("*?[")
 HUNDRED = Decimal(100)
 
 _TOP_KEYS = frozenset({"models", "calls"})
-_MODEL_KEYS = frozenset({"provider", "model", "effective_from", "input", "output", "cache_read",
-                         "cache_write", "discount_percent", "note"})
+_MODEL_KEYS = frozenset(
+    {
+        "provider",
+        "model",
+        "effective_from",
+        "input",
+        "output",
+        "cache_read",
+        "cache_write",
+        "discount_percent",
+        "note",
+    }
+)
 _CALL_KEYS = frozenset({"db_system", "tool", "per_call", "effective_from", "note"})
 
 
@@ -119,17 +131,22 @@ class Rule:
     _starts: list[dt.date] = field(default_factory=list)
 
     @property
-    def specificity(self) -> tuple[int, int, int]:
-        """Sort key: exact names first, then rules naming a provider, then file order."""
-        return (1 if is_glob(self.pattern) else 0, 1 if self.provider is None else 0, self.order)
+    def specificity(self) -> tuple[int, int, int, int]:
+        """Sort key: exact names first, then longer globs (more literal characters),
+        then rules naming a provider, then file order."""
+        glob = is_glob(self.pattern)
+        literal = sum(1 for c in self.pattern if c not in _GLOB_CHARS) if glob else 0
+        return (1 if glob else 0, -literal, 1 if self.provider is None else 0, self.order)
 
     def add(self, period: ModelPeriod | CallPeriod, node: Node) -> None:
         for other in self.periods:
             if other.effective_from == period.effective_from:
                 when = period.effective_from or "the start (no effective_from)"
                 at = node.child("effective_from") if node.has("effective_from") else node
-                raise at.error(f"a second entry for {self.pattern!r} in force from {when} "
-                               f"(first one at line {other.line})")
+                raise at.error(
+                    f"a second entry for {self.pattern!r} in force from {when} "
+                    f"(first one at line {other.line})"
+                )
         self.periods.append(period)
         self.periods.sort(key=lambda p: p.effective_from or dt.date.min)
         self._starts = [p.effective_from or dt.date.min for p in self.periods]
@@ -164,8 +181,11 @@ class Overrides:
 
     def rules_for_model(self, provider_names: tuple[str, ...], model: str) -> tuple[Rule, ...]:
         """Matching model rules, most specific first (see the module docstring)."""
-        return tuple(r for r in self.model_rules
-                     if glob_match(r.pattern, model) and r.matches_provider(provider_names))
+        return tuple(
+            r
+            for r in self.model_rules
+            if glob_match(r.pattern, model) and r.matches_provider(provider_names)
+        )
 
     def rules_for_call(self, kind: str, name: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.call_rules if r.kind == kind and glob_match(r.pattern, name))
@@ -173,17 +193,6 @@ class Overrides:
     @property
     def call_kinds(self) -> frozenset[str]:
         return frozenset(r.kind for r in self.call_rules)
-
-
-def _date(item: Node, key: str) -> dt.date | None:
-    """``item.get_date`` that also reports impossible dates (2025-02-30) as a ConfigError:
-    YAML itself raises a bare ValueError for those."""
-    try:
-        return item.get_date(key)
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        raise item.child(key).error(f"expected a date YYYY-MM-DD: {exc}") from None
 
 
 def _model_period(item: Node) -> tuple[str | None, str, ModelPeriod]:
@@ -197,15 +206,24 @@ def _model_period(item: Node) -> tuple[str | None, str, ModelPeriod]:
     if any(v is not None for v in prices.values()):
         for key in ("input", "output"):
             if prices[key] is None:
-                raise item.error("required key is missing (an entry with token prices needs "
-                                 "input and output, USD per million tokens)", key=key)
+                raise item.error(
+                    "required key is missing (an entry with token prices needs "
+                    "input and output, USD per million tokens)",
+                    key=key,
+                )
     elif discount is None:
-        raise item.error(f"entry for {model!r} has no prices: give input and output (USD per "
-                         "million tokens) or discount_percent")
+        raise item.error(
+            f"entry for {model!r} has no prices: give input and output (USD per "
+            "million tokens) or discount_percent"
+        )
     period = ModelPeriod(
-        effective_from=_date(item, "effective_from"),
-        input=prices["input"], output=prices["output"], cache_read=prices["cache_read"],
-        cache_write=prices["cache_write"], discount_percent=discount, line=item.line,
+        effective_from=item.get_date("effective_from"),
+        input=prices["input"],
+        output=prices["output"],
+        cache_read=prices["cache_read"],
+        cache_write=prices["cache_write"],
+        discount_percent=discount,
+        line=item.line,
         note=item.get_str("note"),
     )
     return (provider.strip().lower() if provider else None), model.strip().lower(), period
@@ -215,15 +233,17 @@ def _call_period(item: Node) -> tuple[str, str, CallPeriod]:
     item.check_keys(_CALL_KEYS)
     db_system, tool = item.get_str("db_system"), item.get_str("tool")
     if (db_system is None) == (tool is None):
-        raise item.error("give exactly one of db_system (vector database, matches "
-                         "db.system.name) or tool (matches gen_ai.tool.name)")
+        raise item.error(
+            "give exactly one of db_system (vector database, matches "
+            "db.system.name) or tool (matches gen_ai.tool.name)"
+        )
     kind, name = ("db_system", db_system) if db_system is not None else ("tool", tool)
     assert name is not None
     if not name.strip():
         raise item.child(kind).error("must not be empty")
     per_call = item.get_decimal("per_call", required=True)
     assert per_call is not None
-    period = CallPeriod(_date(item, "effective_from"), per_call, item.line, item.get_str("note"))
+    period = CallPeriod(item.get_date("effective_from"), per_call, item.line, item.get_str("note"))
     return kind, name.strip().lower(), period
 
 
@@ -256,4 +276,12 @@ def load_overrides(path: str | Path) -> Overrides:
     return parse(yamlconf.load(path))
 
 
-__all__ = ["CallPeriod", "ConfigError", "ModelPeriod", "Overrides", "Rule", "load_overrides", "parse"]
+__all__ = [
+    "CallPeriod",
+    "ConfigError",
+    "ModelPeriod",
+    "Overrides",
+    "Rule",
+    "load_overrides",
+    "parse",
+]

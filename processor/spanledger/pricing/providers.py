@@ -56,8 +56,20 @@ OTEL_TO_GENAI_PRICES: dict[str, str] = {
 #: providers that run models on your own hardware: no catalog price applies
 #: (a cloud list price would be a made-up number); price them in the overrides file.
 SELF_HOSTED: frozenset[str] = frozenset(
-    {"ollama", "vllm", "lm_studio", "lmstudio", "llamacpp", "llama_cpp", "tgi", "local",
-     "self_hosted", "self-hosted", "localai", "triton"}
+    {
+        "ollama",
+        "vllm",
+        "lm_studio",
+        "lmstudio",
+        "llamacpp",
+        "llama_cpp",
+        "tgi",
+        "local",
+        "self_hosted",
+        "self-hosted",
+        "localai",
+        "triton",
+    }
 )
 
 #: sentinel: the provider is known and has no catalog (self-hosted)

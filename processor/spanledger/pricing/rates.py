@@ -18,19 +18,24 @@ genai-prices models them) are picked by total input tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from genai_prices.data_units import unit_data
 from genai_prices.types import ModelPrice, TieredPrices
 
-from spanledger.pricing.types import ZERO, Cost, TokenUsage, usd
+from spanledger.pricing.types import USD_QUANTUM, ZERO, Cost, TokenUsage
 
 # parts of a Cost
 INPUT, OUTPUT, CACHE_READ, CACHE_WRITE = range(4)
 #: the usage counts we read from spans, in this order, under genai-prices' names
-REPORTED = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-            "output_reasoning_tokens")
+REPORTED = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_reasoning_tokens",
+)
 MILLION = Decimal(1_000_000)
 
 
@@ -43,8 +48,12 @@ class _Unit:
 
 
 _UNITS_BY_PRICE_KEY: dict[str, _Unit] = {
-    raw.get("price_key", key): _Unit(key, raw.get("price_key", key), int(raw["per"]),
-                                     frozenset(raw.get("dimensions", {}).items()))
+    raw.get("price_key", key): _Unit(
+        key,
+        raw.get("price_key", key),
+        int(raw["per"]),
+        frozenset(raw.get("dimensions", {}).items()),
+    )
     for key, raw in unit_data.items()
 }
 
@@ -76,29 +85,43 @@ class Rate:
 class RateCard:
     """A compiled price list; :meth:`cost` prices one call."""
 
-    __slots__ = ("rates", "tiered")
+    __slots__ = ("_plan", "rates", "tiered")
 
     def __init__(self, rates: tuple[Rate, ...]) -> None:
         self.rates = rates
         self.tiered = any(r.tiers for r in rates)
+        # hot-loop form: (part, constant, ((usage index, sign), ...), price, tiers highest first)
+        self._plan = tuple(
+            (
+                r.part,
+                r.constant,
+                tuple((i, c) for i, c in enumerate(r.coef) if c),
+                r.price,
+                tuple(reversed(r.tiers)),
+            )
+            for r in rates
+        )
 
     def parts(self, usage: TokenUsage) -> list[Decimal]:
         """Unrounded cost parts [input, output, cache_read, cache_write]."""
-        u0, u1, u2, u3, u4 = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
-                              usage.cache_write_tokens, usage.reasoning_tokens)
+        u = (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.reasoning_tokens,
+        )
         parts = [ZERO, ZERO, ZERO, ZERO]
-        for rate in self.rates:
-            c0, c1, c2, c3, c4 = rate.coef
-            n = c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3 + c4 * u4 + rate.constant
+        for part, n, terms, price, tiers in self._plan:
+            for i, sign in terms:
+                n += u[i] if sign == 1 else sign * u[i]
             if n <= 0:
                 continue
-            price = rate.price
-            if rate.tiers:
-                for threshold, tier_price in reversed(rate.tiers):
-                    if u0 > threshold:
-                        price = tier_price
-                        break
-            parts[rate.part] += price * n
+            for threshold, tier_price in tiers:
+                if u[0] > threshold:
+                    price = tier_price
+                    break
+            parts[part] += price * n
         return parts
 
     def cost(self, usage: TokenUsage, source: str, factor: Decimal | None = None) -> Cost:
@@ -106,7 +129,15 @@ class RateCard:
         p = self.parts(usage)
         if factor is not None:
             p = [x * factor for x in p]
-        return Cost(usd(p[0]), usd(p[1]), usd(p[2]), usd(p[3]), source)
+        # = spanledger.pricing.types.usd(), inlined: this runs on every priced span
+        q, r = USD_QUANTUM, ROUND_HALF_EVEN
+        return Cost(
+            p[0].quantize(q, r),
+            p[1].quantize(q, r),
+            p[2].quantize(q, r),
+            p[3].quantize(q, r),
+            source,
+        )
 
 
 def _per_unit(value: Decimal, per: int) -> Decimal:
@@ -140,22 +171,32 @@ def compile_model_price(model_price: ModelPrice) -> RateCard:
             if not any(coef):
                 continue  # a unit we never report (audio, images...): count is 0
         if isinstance(value, TieredPrices):
-            rates.append(Rate(_part_of(unit), coef, constant, _per_unit(value.base, unit.per),  # type: ignore[arg-type]
-                              tuple((t.start, _per_unit(t.price, unit.per)) for t in value.tiers)))
+            rates.append(
+                Rate(
+                    _part_of(unit),
+                    coef,
+                    constant,
+                    _per_unit(value.base, unit.per),  # type: ignore[arg-type]
+                    tuple((t.start, _per_unit(t.price, unit.per)) for t in value.tiers),
+                )
+            )
         else:
             rates.append(Rate(_part_of(unit), coef, constant, _per_unit(value, unit.per)))  # type: ignore[arg-type]
     return RateCard(tuple(rates))
 
 
-def token_card(input_mtok: Decimal, output_mtok: Decimal, cache_read_mtok: Decimal,
-               cache_write_mtok: Decimal) -> RateCard:
+def token_card(
+    input_mtok: Decimal, output_mtok: Decimal, cache_read_mtok: Decimal, cache_write_mtok: Decimal
+) -> RateCard:
     """A plain per-million-token card (overrides): cached tokens leave the input count."""
-    return RateCard((
-        Rate(INPUT, (1, 0, -1, -1, 0), 0, input_mtok / MILLION),
-        Rate(OUTPUT, (0, 1, 0, 0, 0), 0, output_mtok / MILLION),
-        Rate(CACHE_READ, (0, 0, 1, 0, 0), 0, cache_read_mtok / MILLION),
-        Rate(CACHE_WRITE, (0, 0, 0, 1, 0), 0, cache_write_mtok / MILLION),
-    ))
+    return RateCard(
+        (
+            Rate(INPUT, (1, 0, -1, -1, 0), 0, input_mtok / MILLION),
+            Rate(OUTPUT, (0, 1, 0, 0, 0), 0, output_mtok / MILLION),
+            Rate(CACHE_READ, (0, 0, 1, 0, 0), 0, cache_read_mtok / MILLION),
+            Rate(CACHE_WRITE, (0, 0, 0, 1, 0), 0, cache_write_mtok / MILLION),
+        )
+    )
 
 
 def base_price(value: Any) -> Decimal | None:

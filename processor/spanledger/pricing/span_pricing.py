@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from spanledger import semconv
 from spanledger.pricing.catalog import PriceCatalog
@@ -30,18 +30,25 @@ from spanledger.pricing.types import Cost, TokenUsage
 from spanledger.pricing.usage import read_model, read_provider, read_usage
 
 #: any of these makes a span a GenAI span
-GENAI_KEYS: frozenset[str] = frozenset({
-    semconv.OPERATION, semconv.REQUEST_MODEL, semconv.RESPONSE_MODEL,
-    *semconv.PROVIDER, *semconv.INPUT_TOKENS, *semconv.OUTPUT_TOKENS,
-    *semconv.CACHE_READ_TOKENS, *semconv.CACHE_WRITE_TOKENS, *semconv.TOTAL_TOKENS,
-})
+GENAI_KEYS: frozenset[str] = frozenset(
+    {
+        semconv.OPERATION,
+        semconv.REQUEST_MODEL,
+        semconv.RESPONSE_MODEL,
+        *semconv.PROVIDER,
+        *semconv.INPUT_TOKENS,
+        *semconv.OUTPUT_TOKENS,
+        *semconv.CACHE_READ_TOKENS,
+        *semconv.CACHE_WRITE_TOKENS,
+        *semconv.TOTAL_TOKENS,
+    }
+)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class SpanPrice:
-    """The pricing outcome of one span."""
+class SpanPrice(NamedTuple):
+    """The pricing outcome of one span (a NamedTuple: immutable and cheap to build)."""
 
     status: str  # semconv.STATUS_PRICED | STATUS_UNPRICED | STATUS_NO_USAGE
     cost: Cost | None
@@ -73,11 +80,12 @@ def _as_dict(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
     whose ``get`` of a missing key raises and catches KeyError inside (~0.5 us
     each); reading usage probes a dozen names, most of them missing. Read-only.
     """
-    if type(attrs) is dict:
+    kind = type(attrs)
+    if kind is dict:
         return attrs
-    if type(attrs) is MappingProxyType:
+    if kind is MappingProxyType:
         inner = gc.get_referents(attrs)  # the proxied mapping, without copying
-        if len(inner) == 1 and isinstance(inner[0], Mapping):
+        if len(inner) == 1:
             attrs = inner[0]
             if type(attrs) is dict:
                 return attrs
@@ -85,9 +93,23 @@ def _as_dict(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
     return plain if type(plain) is dict else attrs
 
 
+_last_time: tuple[int, dt.datetime] = (-1, _EPOCH)
+
+
 def span_time(start_time_ns: int) -> dt.datetime:
-    """UTC datetime of a span's start (the time its price is taken at)."""
-    return _EPOCH + dt.timedelta(microseconds=start_time_ns // 1000)
+    """UTC datetime of a span's start, to the second (the time its price is taken at).
+
+    Prices change by day (or hour of day): seconds are plenty, and spans ending
+    together share one datetime (a one-entry cache; a race only recomputes).
+    """
+    global _last_time
+    second = (start_time_ns or time.time_ns()) // 1_000_000_000  # unset start: now
+    cached = _last_time
+    if cached[0] == second:
+        return cached[1]
+    at = _EPOCH + dt.timedelta(seconds=second)
+    _last_time = (second, at)
+    return at
 
 
 def _first_text(attrs: Mapping[str, Any], names: tuple[str, ...] | list[str]) -> str | None:
@@ -101,12 +123,17 @@ def _first_text(attrs: Mapping[str, Any], names: tuple[str, ...] | list[str]) ->
 def _price_call(catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: int) -> Cost | None:
     tool = attrs.get(semconv.TOOL_NAME)
     db_system = _first_text(attrs, semconv.DB_SYSTEM)
-    return catalog.price_call(db_system=db_system, tool=tool if type(tool) is str else None,
-                              at=span_time(start_time_ns))
+    return catalog.price_call(
+        db_system=db_system, tool=tool if type(tool) is str else None, at=span_time(start_time_ns)
+    )
 
 
-def price_span(catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: int) -> SpanPrice | None:
+def price_span(
+    catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: int
+) -> SpanPrice | None:
     """Price a finished span; None = not a GenAI or priceable span (leave it alone)."""
+    if not attrs:
+        return None
     if GENAI_KEYS.isdisjoint(attrs):
         call_keys = catalog.call_keys
         if not call_keys or call_keys.isdisjoint(attrs):
@@ -125,8 +152,7 @@ def price_span(catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: i
             if cost is not None:
                 return SpanPrice(semconv.STATUS_PRICED, cost, provider, model, None)
         return SpanPrice(semconv.STATUS_NO_USAGE, None, provider, model, None)
-    cost = (catalog.price_tokens(provider, model, usage, span_time(start_time_ns))
-            if model else None)
+    cost = catalog.price_tokens(provider, model, usage, span_time(start_time_ns)) if model else None
     if cost is None:
         catalog.note_unpriced(provider, model)
         return SpanPrice(semconv.STATUS_UNPRICED, None, provider, model, usage)

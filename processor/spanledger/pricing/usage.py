@@ -53,25 +53,36 @@ def _float_count(value: float) -> int | None:
     return int(value)
 
 
-def _first_count(attrs: Mapping[str, Any], names: tuple[str, ...]) -> int | None:
-    for name in names:
-        value = attrs.get(name)
-        if value is not None:
-            count = to_count(value)
-            if count is not None:
-                return count
-    return None
+def _count(attrs: Mapping[str, Any], current: str, legacy: str) -> int | None:
+    """First valid count under the current, then the legacy name (ints take the fast path)."""
+    value = attrs.get(current)
+    if value is not None:
+        if type(value) is int and value >= 0:
+            return value
+        count = to_count(value)
+        if count is not None:
+            return count
+    value = attrs.get(legacy)
+    return None if value is None else to_count(value)
+
+
+_INPUT, _PROMPT = semconv.INPUT_TOKENS
+_OUTPUT, _COMPLETION = semconv.OUTPUT_TOKENS
+_CACHE_READ, _CACHE_READ_LEGACY = semconv.CACHE_READ_TOKENS
+_CACHE_WRITE, _CACHE_WRITE_LEGACY = semconv.CACHE_WRITE_TOKENS
+_REASONING, _REASONING_LEGACY = semconv.REASONING_TOKENS
 
 
 def read_usage(attrs: Mapping[str, Any]) -> TokenUsage | None:
     """Usage of the call, or None when the span carries no (valid) usage at all."""
-    input_tokens = _first_count(attrs, semconv.INPUT_TOKENS)
-    output_tokens = _first_count(attrs, semconv.OUTPUT_TOKENS)
-    cache_read = _first_count(attrs, semconv.CACHE_READ_TOKENS)
-    cache_write = _first_count(attrs, semconv.CACHE_WRITE_TOKENS)
-    if input_tokens is None and output_tokens is None and cache_read is None and cache_write is None:
+    input_tokens = _count(attrs, _INPUT, _PROMPT)
+    output_tokens = _count(attrs, _OUTPUT, _COMPLETION)
+    cache_read = _count(attrs, _CACHE_READ, _CACHE_READ_LEGACY)
+    cache_write = _count(attrs, _CACHE_WRITE, _CACHE_WRITE_LEGACY)
+    counts = (input_tokens, output_tokens, cache_read, cache_write)
+    if counts == (None, None, None, None):
         return None
-    reasoning = _first_count(attrs, semconv.REASONING_TOKENS) or 0
+    reasoning = _count(attrs, _REASONING, _REASONING_LEGACY) or 0
     inp, out = input_tokens or 0, output_tokens or 0
     cr, cw = cache_read or 0, cache_write or 0
     if cr + cw > inp:  # impossible under semconv: legacy "input excludes cache"

@@ -40,7 +40,7 @@ from opentelemetry import context as context_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from spanledger import semconv as sc
 from spanledger.pricing.types import ZERO, usd
@@ -50,6 +50,9 @@ __all__ = ["CostSpanProcessor", "ProcessorStats"]
 logger = logging.getLogger("spanledger.processor")
 
 _EMPTY: dict[str, Any] = {}
+_current_context = context_api.get_current
+#: where a span's effective attribution rides on the SDK Span object, for its children
+_ATTR_SLOT = "_spanledger"
 _BAG_CACHE_MAX = 512
 
 
@@ -110,13 +113,19 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         from spanledger.pricing.span_pricing import price_span  # the pricing module's one entry
 
-        from .state import TraceTable
+        from .state import PendingRollups, TraceTable
 
         if catalog is None:
             from spanledger.pricing.catalog import PriceCatalog
 
             catalog = PriceCatalog(prices) if prices else PriceCatalog.from_env()
         self._next = next_processor
+        self._next_on_start = next_processor.on_start
+        self._next_on_end = next_processor.on_end
+        # skip the call when the wrapped processor keeps the SDK's no-op _on_ending
+        ending = getattr(type(next_processor), "_on_ending", None)
+        self._next_on_ending = (None if ending is None or ending is SpanProcessor._on_ending
+                                else next_processor._on_ending)
         self.catalog = catalog
         self._price_span = price_span
         self._triggers = _GENAI_TRIGGERS | frozenset(getattr(catalog, "call_keys", None) or ())
@@ -129,56 +138,51 @@ class CostSpanProcessor(SpanProcessor):
         self.require: tuple[str, ...] = tuple(require or ())
         self._require_attrs = tuple(sc.attribution_attr(k) for k in self.require)
         self.traces = TraceTable(max_traces=max_traces, max_age_s=max_age_s)
+        self._pending = PendingRollups(max_entries=max(10 * max_traces, 1000))
         self.stats = ProcessorStats()
         self._lock = threading.Lock()
         self._bag_cache: dict[int, tuple[object, dict[str, Any]]] = {}
         self._logged: set[object] = set()
 
     # --- start: attribution -------------------------------------------------
+    # on_start/on_end run for EVERY span of the service: one frame each, locals only,
+    # no allocation on the common path (the baggage -> attributes dict is cached).
     def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:
         try:
-            self._start(span, parent_context)
-        except Exception:  # never break the caller's span
-            self._failed("on_start")
-        self._next.on_start(span, parent_context=parent_context)
-
-    def _start(self, span: Span, parent_context: context_api.Context | None) -> None:
-        ctx = parent_context if parent_context is not None else context_api.get_current()
-        bag = ctx.get(_BAGGAGE_KEY)
-        if bag:
-            hit = self._bag_cache.get(id(bag))
-            if hit is not None and hit[0] is bag:
-                own = hit[1]
+            ctx = parent_context if parent_context is not None else _current_context()
+            bag = ctx.get(_BAGGAGE_KEY)
+            if bag:
+                hit = self._bag_cache.get(id(bag))
+                own = hit[1] if hit is not None and hit[0] is bag else self._from_baggage(bag)
             else:
-                own = self._from_baggage(bag)
-        else:
-            own = _EMPTY
-        span_ctx = span._context
-        trace_id = span_ctx.trace_id
-        now = span._start_time or 0
-        table = self.traces
-        state = table.get(trace_id)
-        if state is not None:
+                own = _EMPTY
+            parent = span._parent
+            local_root = parent is None or parent.is_remote
             if len(own) < self._nkeys:
-                parent = span._parent
-                inherited = state.spans.get(parent.span_id) if parent is not None else None
-                if inherited is None:
-                    inherited = state.root
+                # Baggage lost or partial: the parent span in the context first (its
+                # attribution rides on the span object), then the trace's local root.
+                inherited = getattr(ctx.get(_SPAN_KEY), _ATTR_SLOT, None)
+                if inherited is None and not local_root:
+                    state = self.traces.get(span._context.trace_id)
+                    if state is not None:
+                        inherited = state.root
                 if inherited and inherited is not own:
                     own = {**inherited, **own} if own else inherited
-            table.touch(trace_id, state, now)
-        else:
-            state = table.create(trace_id, own, now)
-        if own:
-            state.spans[span_ctx.span_id] = own
-            attrs = span._attributes
-            if type(attrs) is BoundedAttributes and (
-                attrs.maxlen is None or len(attrs._dict) + len(own) <= attrs.maxlen
-            ):
-                # Values were validated once when the baggage was read: skip per-span cleaning.
-                attrs._dict.update(own)
-            else:
-                span.set_attributes(own)
+            if own:
+                if local_root:
+                    self.traces.create(span._context.trace_id, own, span._start_time or 0)
+                span._spanledger = own  # type: ignore[attr-defined]  # read by children (above)
+                attrs = span._attributes
+                if type(attrs) is BoundedAttributes and (
+                    attrs.maxlen is None or len(attrs._dict) + len(own) <= attrs.maxlen
+                ):
+                    # Values were validated once when the baggage was read: no per-span cleaning.
+                    attrs._dict.update(own)
+                else:
+                    span.set_attributes(own)
+        except Exception:  # never break the caller's span
+            self._failed("on_start")
+        self._next_on_start(span, parent_context=parent_context)
 
     def _from_baggage(self, bag: Any) -> dict[str, Any]:
         own: dict[str, Any] = {}
@@ -195,80 +199,65 @@ class CostSpanProcessor(SpanProcessor):
         return own
 
     def _on_ending(self, span: Span) -> None:
-        self._next._on_ending(span)
+        if self._next_on_ending is not None:
+            self._next_on_ending(span)
 
     # --- end: cost ----------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
+        out = span
         try:
-            out = self._end(span)
+            pending = self._pending.pop(span._context.span_id) if self._pending.items else None
+            attrs = span._attributes
+            raw = attrs._dict if type(attrs) is BoundedAttributes else (attrs or _EMPTY)
+            if pending is not None or not raw.keys().isdisjoint(self._triggers):
+                out = self._enrich(span, raw, pending)
+            # else: a plain span, exported as is (its attribution was set at start)
         except Exception:
             self._failed("on_end")
             out = span
-        self._next.on_end(out)
-
-    def _end(self, span: ReadableSpan) -> ReadableSpan:
-        span_ctx = span._context
-        state = self.traces.get(span_ctx.trace_id)
-        pending = None
-        if state is not None:
-            if state.spans:
-                state.spans.pop(span_ctx.span_id, None)
-            if state.pending:
-                pending = state.pending.pop(span_ctx.span_id, None)
-        attrs = span._attributes
-        raw = attrs._dict if type(attrs) is BoundedAttributes else (attrs or _EMPTY)
-        if pending is None and raw.keys().isdisjoint(self._triggers):
-            return span
-        return self._enrich(span, raw, pending)
+        self._next_on_end(out)
 
     def _enrich(self, span: ReadableSpan, raw: Any, pending: Decimal | None) -> ReadableSpan:
         op = raw.get(sc.OPERATION)
         price = self._price_span(self.catalog, raw, span._start_time or 0)
         parent = span._parent
-        trace_id = span._context.trace_id
         if pending is not None or op in sc.AGGREGATE_OPERATIONS:
-            if pending is not None:
-                self._add_to_parent(trace_id, parent, pending, span)
+            if pending is not None and parent is not None and not parent.is_remote:
+                self._pending.add(parent.span_id, pending)
             if op is None and price is None:
                 return span  # a plain span between a priced call and its GenAI ancestor
-            extra: dict[str, Any] = {
-                sc.COST_STATUS: sc.STATUS_AGGREGATE,
-                sc.COST_ROLLUP: float(usd(pending if pending is not None else ZERO)),
-            }
-            return self._copy(span, raw, extra)
+            merged = dict(raw)
+            merged[sc.COST_STATUS] = sc.STATUS_AGGREGATE
+            # sums of 1e-12-quantized Decimals are exact: no re-rounding needed
+            merged[sc.COST_ROLLUP] = float(pending) if pending is not None else 0.0
+            return self._copy(span, merged)
         if price is None:
             return span
-        extra = price.attributes()
+        merged = dict(raw)
+        merged.update(price.attributes())
         cost = price.cost
         if price.status == sc.STATUS_PRICED and cost is not None:
             total = cost.total
-            state = self.traces.get(trace_id)
-            if state is None:  # started before this processor existed, or evicted
-                state = self.traces.create(trace_id, _EMPTY, span._end_time or 0)
+            trace_id = span._context.trace_id
+            table = self.traces
+            state = table.get(trace_id)
+            if state is None:  # a root without attribution, or evicted
+                state = table.create(trace_id, _EMPTY, span._end_time or 0)
             with self._lock:
                 state.step += 1
                 state.cost += total
                 step = state.step
                 to_date = state.cost
-            extra[sc.STEP] = step
-            extra[sc.TRACE_COST_TO_DATE] = float(usd(to_date))
-            self._add_to_parent(trace_id, parent, total, span)
+            table.touch(trace_id, state, span._end_time or 0)
+            merged[sc.STEP] = step
+            merged[sc.TRACE_COST_TO_DATE] = float(to_date)
+            if parent is not None and not parent.is_remote:
+                self._pending.add(parent.span_id, total)
             if self._require_attrs:
                 self._check_required(raw, total, span)
         elif self._require_attrs and price.status == sc.STATUS_UNPRICED:
             self._check_required(raw, None, span)
-        return self._copy(span, raw, extra)
-
-    def _add_to_parent(self, trace_id: int, parent: SpanContext | None, amount: Decimal,
-                       span: ReadableSpan) -> None:
-        if parent is None or parent.is_remote:
-            return
-        state = self.traces.get(trace_id)
-        if state is None:
-            state = self.traces.create(trace_id, _EMPTY, span._end_time or 0)
-        with self._lock:
-            pending = state.pending
-            pending[parent.span_id] = pending.get(parent.span_id, ZERO) + amount
+        return self._copy(span, merged)
 
     def _check_required(self, raw: Any, total: Decimal | None, span: ReadableSpan) -> None:
         missing = tuple(k for k, a in zip(self.require, self._require_attrs, strict=True)
@@ -288,9 +277,8 @@ class CostSpanProcessor(SpanProcessor):
                 span.name, ", ".join(missing), missing[0],
             )
 
-    def _copy(self, span: ReadableSpan, raw: Any, extra: dict[str, Any]) -> ReadableSpan:
-        """A new ReadableSpan with ``extra`` merged in (the original's attributes are frozen)."""
-        merged: Any = {**raw, **extra}
+    def _copy(self, span: ReadableSpan, merged: Any) -> ReadableSpan:
+        """A new ReadableSpan with ``merged`` attributes (the original's are frozen)."""
         old = span._attributes
         if type(old) is BoundedAttributes and old.dropped:
             bounded = BoundedAttributes(immutable=False)
@@ -331,6 +319,7 @@ class CostSpanProcessor(SpanProcessor):
     def shutdown(self) -> None:
         self._next.shutdown()
         self.traces.clear()
+        self._pending.clear()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._next.force_flush(timeout_millis)

@@ -1,19 +1,20 @@
-"""Per-trace state of the cost processor, bounded in count and age.
+"""Per-trace and per-span state of the cost processor, bounded in count and age.
 
-Why it exists: three things need memory across spans of one trace:
-- attribution inheritance (a span that lost its baggage takes its open
-  parent's attribution, else the trace root's);
+Why it exists, and why it is small: three things need memory across spans:
+- attribution fallback to the trace root (a span whose context has neither
+  baggage nor a parent span of ours takes its trace root's attribution);
 - ``spanledger.step`` and ``spanledger.trace.cost_to_date`` (a running count
   and sum over the trace's priced calls in this process);
-- the aggregate rollup: children end before parents, so a priced child adds its
-  cost to its parent's pending rollup; the parent, at its own end, passes the
+- the aggregate rollup: children end before parents, so a priced child adds
+  its cost to its parent's pending sum; the parent, at its own end, passes the
   sum on to its parent. Every ancestor thus sees its descendants' sum without
   storing parent links for every span.
 
-Memory is bounded: at most ``max_traces`` traces (least recently active
-evicted first) and traces idle longer than ``max_age_s`` are dropped (their
-spans never ended, e.g. a leaked span). Per trace, only spans that are still
-open and carry attribution, and ancestors with pending rollups, are kept.
+Plain spans touch none of it except when they are a local root (one insert),
+which is what keeps the processor cheap on the 99% of spans that are not LLM
+calls. Memory is bounded: at most ``max_traces`` traces (least recently active
+evicted first), traces idle longer than ``max_age_s`` are dropped (spans that
+never end, leaked spans), and pending rollups are capped likewise.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["TraceState", "TraceTable"]
+__all__ = ["PendingRollups", "TraceState", "TraceTable"]
 
 #: attribution of one span: {"spanledger.team": "search", ...}; shared, never mutated
 Attribution = dict[str, Any]
@@ -32,15 +33,11 @@ Attribution = dict[str, Any]
 class TraceState:
     """What one trace needs between its spans (in this process)."""
 
-    __slots__ = ("cost", "last_ns", "pending", "root", "spans", "step")
+    __slots__ = ("cost", "last_ns", "root", "step")
 
     def __init__(self, root: Attribution, now_ns: int) -> None:
         #: attribution of the trace's first span seen here (its local root)
         self.root: Attribution = root
-        #: open span id -> its effective attribution (only non-empty ones)
-        self.spans: dict[int, Attribution] = {}
-        #: span id -> sum of its ended descendants' cost (only spans with priced descendants)
-        self.pending: dict[int, Decimal] = {}
         self.step = 0
         self.cost = Decimal(0)
         self.last_ns = now_ns
@@ -78,18 +75,18 @@ class TraceTable:
     def create(self, trace_id: int, root: Attribution, now_ns: int) -> TraceState:
         """Get or add a trace, evicting the least recently active ones beyond the bounds."""
         with self._lock:
-            state = self._traces.get(trace_id)
+            traces = self._traces
+            state = traces.get(trace_id)
             if state is not None:
                 return state
             state = TraceState(root, now_ns)
-            traces = self._traces
             traces[trace_id] = state
             if len(traces) > self.max_traces:
                 traces.popitem(last=False)
                 self.evicted += 1
             # Age bound: the oldest entries are the least recently active ones.
             cutoff = now_ns - self.max_age_ns
-            while traces:
+            while True:
                 oldest = next(iter(traces.values()))
                 if oldest.last_ns >= cutoff:
                     break
@@ -97,21 +94,40 @@ class TraceTable:
                 self.evicted += 1
             return state
 
-    def evict_idle(self, now_ns: int) -> int:
-        """Drop traces idle for longer than the age bound; returns how many."""
-        dropped = 0
-        cutoff = now_ns - self.max_age_ns
-        with self._lock:
-            traces = self._traces
-            while traces:
-                oldest = next(iter(traces.values()))
-                if oldest.last_ns >= cutoff:
-                    break
-                traces.popitem(last=False)
-                dropped += 1
-            self.evicted += dropped
-        return dropped
-
     def clear(self) -> None:
         with self._lock:
             self._traces.clear()
+
+
+class PendingRollups:
+    """span id -> sum of its ended descendants' cost, for spans that are still open.
+
+    An entry disappears when its span ends. Entries whose span never ends (or
+    ended before a late child) are capped at ``max_entries``, oldest first.
+    """
+
+    __slots__ = ("_lock", "dropped", "items", "max_entries")
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.items: dict[int, Decimal] = {}
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, span_id: int, amount: Decimal) -> None:
+        with self._lock:
+            items = self.items
+            items[span_id] = items.get(span_id, Decimal(0)) + amount
+            while len(items) > self.max_entries:
+                del items[next(iter(items))]
+                self.dropped += 1
+
+    def pop(self, span_id: int) -> Decimal | None:
+        return self.items.pop(span_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.items.clear()

@@ -42,7 +42,8 @@ def label(value: str) -> str:
 
 # -- rounding ---------------------------------------------------------------------
 
-def largest_remainder(amounts: Sequence[Decimal], target: Decimal, quantum: Decimal) -> list[Decimal]:
+def largest_remainder(amounts: Sequence[Decimal], target: Decimal,
+                      quantum: Decimal) -> list[Decimal]:
     """Round ``amounts`` to multiples of ``quantum`` so that they sum to ``target`` exactly.
 
     Every amount is floored, then the quanta still missing go to the amounts
@@ -61,13 +62,15 @@ def largest_remainder(amounts: Sequence[Decimal], target: Decimal, quantum: Deci
         return [(f * quantum).quantize(quantum) for f in floors]
 
 
-def round_for_display(amounts: Sequence[Decimal], quantum: Decimal = CENT) -> tuple[list[Decimal], Decimal]:
+def round_for_display(amounts: Sequence[Decimal],
+                      quantum: Decimal = CENT) -> tuple[list[Decimal], Decimal]:
     """Rows rounded so they add up to the rounded total shown under them."""
     total = sum(amounts, ZERO).quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
     return largest_remainder(list(amounts), total, quantum), total
 
 
-def allocate(total: Decimal, weights: Sequence[Decimal | int], quantum: Decimal) -> list[Decimal] | None:
+def allocate(total: Decimal, weights: Sequence[Decimal | int],
+             quantum: Decimal) -> list[Decimal] | None:
     """Split ``total`` by ``weights``; the parts sum to ``total`` exactly. None if no weight."""
     weight_sum = sum((Decimal(w) for w in weights), ZERO)
     if weight_sum <= 0:
@@ -112,7 +115,8 @@ class GroupSpend:
 PriceFn = Callable[[str, str, TokenUsage], Decimal | None]
 
 
-def group_spend(rows: Iterable[SpendRow], snapshot_price: PriceFn | None = None) -> list[GroupSpend]:
+def group_spend(rows: Iterable[SpendRow],
+                snapshot_price: PriceFn | None = None) -> list[GroupSpend]:
     """Sum provider/model/status rows into groups; optionally re-price at a snapshot.
 
     ``snapshot_price(provider, model, usage)`` returns the cost of ``usage`` at

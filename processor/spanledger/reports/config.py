@@ -55,13 +55,17 @@ def _parse_by(node: yamlconf.Node) -> tuple[str, ...]:
     return tuple(names)
 
 
-def load_budgets(path: str | Path, dims: tuple[str, ...]) -> Budgets:
-    """Budgets for the report's ``--by`` dimensions; a file keyed otherwise is an error."""
+def load_budgets(path: str | Path, dims: tuple[str, ...] | None = None) -> Budgets:
+    """Budgets for the report's ``--by`` dimensions; a file keyed otherwise is an error.
+
+    ``dims`` None: take the file's own ``by`` (the HTML report's budget chart).
+    """
     root = yamlconf.load(path)
     if not root.is_mapping():
         raise root.error("expected a mapping with 'by' and 'budgets'")
     root.check_keys({"by", "hard_stop_percent", "budgets"})
     by = _parse_by(root)
+    dims = by if dims is None else dims
     if set(by) != set(dims):
         raise root.error(f"budgets are keyed by {','.join(by)} but the report is "
                          f"--by {','.join(dims)}; run with --by {','.join(by)}", key="by")
@@ -120,7 +124,7 @@ def _items(node: yamlconf.Node) -> dict[str, Decimal]:
     if not node.is_mapping():
         raise node.error("expected a mapping of cost item -> monthly USD amount")
     out = {}
-    for key in node.keys():
+    for key, _ in node.items():
         value = node.get_decimal(key, required=True, minimum=Decimal(0))
         assert value is not None
         out[key] = value

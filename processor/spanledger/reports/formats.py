@@ -79,11 +79,23 @@ def render_json(report: Report) -> str:
 # -- display values (table, html) ----------------------------------------------------------
 
 def fmt_money(value: Decimal) -> str:
-    return f"{value:,.2f}"
+    """Thousands separators, and the decimals the value was rounded to (2 or 4)."""
+    exponent = value.as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{value:,.{places}f}"
+
+
+def display_quantum(report: Report) -> Decimal:
+    """Cents, unless every amount is below $100: then 4 decimals, so a pilot's
+    $0.0042 calls do not all show as 0.00."""
+    values = [abs(Decimal(r[c.key])) for r in [*report.rows, report.total or {}]
+              for c in report.columns if c.kind == "money" and r.get(c.key) is not None]
+    return CENT if values and max(values) >= 100 else Decimal("0.0001")
 
 
 def display_rows(report: Report) -> tuple[list[dict[str, str]], dict[str, str] | None]:
     """Rows and TOTAL as display strings; money columns reconciled to the displayed total."""
+    quantum = display_quantum(report)
     rounded: dict[str, list[Decimal | None]] = {}
     totals: dict[str, Decimal] = {}
     for col in report.columns:
@@ -91,10 +103,21 @@ def display_rows(report: Report) -> tuple[list[dict[str, str]], dict[str, str] |
             continue
         idx = [i for i, r in enumerate(report.rows) if r.get(col.key) is not None]
         values = [Decimal(report.rows[i][col.key]) for i in idx]
+        if col.parts and all(k in rounded for _, k in col.parts):
+            # shown as the sum of the columns it is made of, so a row adds up across too
+            def combine(vals: list[Decimal | None]) -> Decimal:
+                return sum((sign * (Decimal(0) if v is None else v) for sign, v in vals),
+                           Decimal(0)).quantize(quantum)
+            rounded[col.key] = [
+                combine([(s, rounded[k][i]) for s, k in col.parts])
+                if report.rows[i].get(col.key) is not None else None
+                for i in range(len(report.rows))]
+            totals[col.key] = combine([(s, totals[k]) for s, k in col.parts])
+            continue
         if col.total and report.total is not None:
-            shown, total = round_for_display(values, CENT)
+            shown, total = round_for_display(values, quantum)
         else:  # nothing to add up to: plain rounding
-            shown, total = [v.quantize(CENT) for v in values], Decimal(0)
+            shown, total = [v.quantize(quantum) for v in values], Decimal(0)
         col_vals: list[Decimal | None] = [None] * len(report.rows)
         for i, v in zip(idx, shown, strict=True):
             col_vals[i] = v

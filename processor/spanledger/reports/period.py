@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from spanledger.cli.main import UsageError
+from spanledger.pricing.types import usd
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -47,7 +48,7 @@ class Period:
         out: list[tuple[int, int, int]] = []
         day = self.start
         while day <= self.end:
-            first, last = month_bounds(day.year, day.month)
+            _, last = month_bounds(day.year, day.month)
             stop = min(last, self.end)
             out.append((day.year, day.month, (stop - day).days + 1))
             day = stop + dt.timedelta(days=1)
@@ -55,6 +56,9 @@ class Period:
 
     def prorate_monthly(self, monthly: dict[tuple[int, int], Decimal] | Decimal) -> Decimal:
         """Sum of a monthly amount over this period, each month weighted by days covered.
+
+        A partial month's share is kept at 1e-12 USD (the stored scale), so it
+        can be split further and still add up exactly.
 
         ``monthly`` is one amount for every month, or a mapping (year, month) -> amount
         (months missing from the mapping contribute nothing).
@@ -65,7 +69,7 @@ class Period:
             if amount is None:
                 continue
             in_month = calendar.monthrange(year, month)[1]
-            total += amount if covered == in_month else amount * covered / in_month
+            total += amount if covered == in_month else usd(amount * covered / in_month)
         return total
 
     def elapsed_days(self, today: dt.date) -> int:

@@ -61,6 +61,19 @@ def _env_filter(env: str | None) -> str:
     return f" AND Environment = {sql_str(env)}" if env else ""
 
 
+ROLLUPS = ("llm_cost_daily", "llm_cost_by_trace")
+NO_TABLES = ("this store has no spanledger tables yet (nothing was written to it): "
+             "run `spanledger db migrate --url URL` or point --url at the collector's store")
+
+
+def missing_rollups(store: Store) -> list[str]:
+    """Rollup tables this store lacks (a store nothing was ever written to)."""
+    names = ", ".join(sql_str(t) for t in ROLLUPS)
+    have = {str(r[0]) for r in store.query(
+        f"SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN ({names})")}
+    return [t for t in ROLLUPS if t not in have]
+
+
 @dataclass(frozen=True, slots=True)
 class SpendRow:
     """One group x provider x model x status of ``llm_cost_daily`` summed over the period."""
@@ -164,8 +177,9 @@ def fetch_traces(store: Store, period: Period, feature: str | None = None,
     sql = (
         "SELECT TraceId, toString(min(Start)), toString(max(End)), max(Team), max(Feature), "
         "max(Customer), arrayStringConcat(arraySort(groupUniqArrayArray(Services)), '\\n'), "
-        "arrayStringConcat(arraySort(groupUniqArrayArray(Models)), '\\n'), sum(Calls), sum(UnpricedCalls), "
-        "sum(ErrorCalls), sum(InputTokens), sum(OutputTokens), toString(sum(Cost)) "
+        "arrayStringConcat(arraySort(groupUniqArrayArray(Models)), '\\n'), "
+        "sum(Calls), sum(UnpricedCalls), sum(ErrorCalls), sum(InputTokens), sum(OutputTokens), "
+        "toString(sum(Cost)) "
         f"FROM llm_cost_by_trace GROUP BY TraceId HAVING {' AND '.join(having)}"
     )
     out = []
@@ -177,5 +191,51 @@ def fetch_traces(store: Store, period: Period, feature: str | None = None,
             models=tuple(m for m in str(r[7]).split("\n") if m),
             calls=int(r[8]), unpriced_calls=int(r[9]), error_calls=int(r[10]),
             input_tokens=int(r[11]), output_tokens=int(r[12]), cost=Decimal(str(r[13])),
+        ))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DetailRow:
+    """One ``llm_cost_daily`` key (day x attribution x service x provider x model x status)."""
+
+    day: dt.date
+    attribution: dict[str, str]
+    provider: str
+    model: str
+    status: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost: Decimal
+
+
+_DETAIL_KEYS = ("team", "feature", "customer", "cost_center", "environment", "service")
+
+
+def fetch_detail(store: Store, period: Period, env: str | None = None) -> list[DetailRow]:
+    """The daily rollup at full detail (FOCUS export: one row per day and key)."""
+    cols = ", ".join(f"toString({DIMENSIONS[k]})" for k in _DETAIL_KEYS)
+    sql = (
+        f"SELECT toString(Day), {cols}, toString(Provider), toString(Model), toString(Status), "
+        "sum(Calls), sum(InputTokens), sum(OutputTokens), sum(CacheReadTokens), "
+        "sum(CacheWriteTokens), toString(sum(Cost)) "
+        f"FROM llm_cost_daily WHERE {_day_filter(period)}{_env_filter(env)} "
+        "GROUP BY Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, "
+        "Model, Status ORDER BY Day, Team, Feature, Customer, CostCenter, Environment, "
+        "ServiceName, Provider, Model, Status"
+    )
+    n = len(_DETAIL_KEYS)
+    out = []
+    for r in store.query(sql):
+        out.append(DetailRow(
+            day=dt.date.fromisoformat(str(r[0])),
+            attribution={k: str(v) for k, v in zip(_DETAIL_KEYS, r[1:n + 1], strict=True)},
+            provider=str(r[n + 1]), model=str(r[n + 2]), status=str(r[n + 3]),
+            calls=int(r[n + 4]), input_tokens=int(r[n + 5]), output_tokens=int(r[n + 6]),
+            cache_read_tokens=int(r[n + 7]), cache_write_tokens=int(r[n + 8]),
+            cost=Decimal(str(r[n + 9])),
         ))
     return out

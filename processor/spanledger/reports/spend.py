@@ -18,7 +18,7 @@ from spanledger.pricing.types import TokenUsage
 from spanledger.reports import chargeback as cb
 from spanledger.reports.config import Budgets, SharedCosts
 from spanledger.reports.period import Period, utc_today
-from spanledger.reports.queries import SpendRow, fetch_spend
+from spanledger.reports.queries import NO_TABLES, SpendRow, fetch_spend, missing_rollups
 from spanledger.reports.tabular import Column, Report
 from spanledger.store.base import Store
 
@@ -40,8 +40,11 @@ class SpendOptions:
     #: "now" for the budget projection (default: today in UTC)
     today: dt.date | None = None
 
-    def validate(self) -> None:
-        """Flag combinations that would otherwise be silently ignored."""
+    def validate(self, files_loaded: bool = True) -> None:
+        """Flag combinations that would otherwise be silently ignored.
+
+        ``files_loaded=False`` checks the flags only (before YAML files are read).
+        """
         if self.model not in MODELS:
             raise UsageError(f"--model: unknown model {self.model!r} (expected one of: "
                              f"{', '.join(MODELS)})")
@@ -57,6 +60,8 @@ class SpendOptions:
                 raise UsageError(f"--invoice-total must not be negative, got {self.invoice_total}")
         elif self.invoice_total is not None:
             raise UsageError("--invoice-total applies to --model proportional only")
+        if not files_loaded:
+            return
         if self.model == "budget" and self.budgets is None:
             raise UsageError("--model budget needs --budgets FILE")
         if self.model != "budget" and self.budgets is not None:
@@ -83,6 +88,10 @@ def build_spend_report(store: Store, opts: SpendOptions,
                        pricer: cb.PriceFn | None = None) -> Report:
     """Fetch and build; ``pricer`` replaces the catalog for --snapshot-prices."""
     opts.validate()
+    if missing_rollups(store):
+        report = spend_report([], opts, pricer)
+        report.notes.insert(0, NO_TABLES)
+        return report
     rows = fetch_spend(store, opts.period, opts.dims, opts.env)
     if opts.snapshot is not None and pricer is None:
         pricer = snapshot_pricer(opts.snapshot)
@@ -125,7 +134,8 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
     # snapshot pricing: side by side, the difference reported
     if opts.snapshot is not None:
         columns += [Column("snapshot_cost", f"cost at {opts.snapshot} prices", "money", total=True),
-                    Column("snapshot_diff", "snapshot - actual", "money", total=True)]
+                    Column("snapshot_diff", "snapshot - actual", "money", total=True,
+                           parts=((1, "snapshot_cost"), (-1, "cost")))]
         for row, g in zip(out, groups, strict=True):
             snap = g.snapshot_cost if g.snapshot_cost is not None else ZERO
             row["snapshot_cost"], row["snapshot_diff"] = snap, snap - g.cost
@@ -141,6 +151,8 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
 
     # the chargeback model
     charges: list[Decimal]
+    basis_key = "cost" if opts.snapshot is None else "snapshot_cost"
+    charge_parts: list[tuple[int, str]] = [(1, basis_key)]
     if opts.model == "proportional":
         assert opts.invoice_total is not None
         columns.append(Column("token_share", "token share", "percent"))
@@ -148,6 +160,8 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
         tokens_total = sum(g.tokens for g in groups)
         for row, g in zip(out, groups, strict=True):
             row["token_share"] = (Decimal(g.tokens) * 100 / tokens_total) if tokens_total else None
+        columns.append(Column("invoice_share", "invoice share", "money", total=True))
+        charge_parts = [(1, "invoice_share")]
         if split is None:
             charges = [ZERO] * n
             notes.append(f"invoice total {opts.invoice_total} USD not allocated: "
@@ -155,6 +169,8 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
         else:
             charges = split
             total["token_share"] = Decimal(100)
+        for row, c in zip(out, charges, strict=True):
+            row["invoice_share"] = c
         tracked = sum((g.cost for g in groups), ZERO)
         notes.append(f"invoice {opts.invoice_total} USD split by token volume (input incl. cached "
                      f"+ output tokens, priced or not); tracked actual cost {tracked:.2f} USD, "
@@ -165,6 +181,7 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
         markup = cb.DEFAULT_MARKUP if opts.markup is None else opts.markup
         charges = cb.cost_plus(groups, markup)
         columns.append(Column("markup", f"markup {markup * 100:f}%", "money", total=True))
+        charge_parts.append((1, "markup"))
         for row, g, c in zip(out, groups, charges, strict=True):
             row["markup"] = c - g.basis
         meta["markup"] = str(markup)
@@ -190,11 +207,12 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
                          + ", ".join(f"{k} {v:.2f}" for k, v in items.items())
                          + ") prorated by each group's share of charge")
         shared_parts = parts
+        charge_parts.append((1, "shared_cost"))
         for row, p in zip(out, parts, strict=True):
             row["shared_share"] = (p * 100 / shared_total) if shared_total else None
             row["shared_cost"] = p
 
-    columns.append(Column("charge", "charge", "money", total=True))
+    columns.append(Column("charge", "charge", "money", total=True, parts=tuple(charge_parts)))
     for row, c, s in zip(out, charges, shared_parts, strict=True):
         row["charge"] = c + s
 
@@ -205,6 +223,7 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
         elapsed = opts.period.elapsed_days(today)
         columns += [
             Column("budget", "budget", "money", total=True),
+            Column("hard_stop", "hard stop", "percent"),
             Column("used", "used", "percent"),
             Column("state", "threshold", "text"),
             Column("projected", "projected", "money", total=True),
@@ -213,13 +232,14 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
         for row, g in zip(out, groups, strict=True):
             b = opts.budgets.entries.get(g.group)
             if b is None:
-                row.update(budget=None, used=None, state="no budget", projected=None,
-                           projected_used=None)
+                row.update(budget=None, hard_stop=None, used=None, state="no budget",
+                           projected=None, projected_used=None)
                 continue
             period_budget = opts.period.prorate_monthly(b.monthly)
             st = cb.budget_status(row["charge"], period_budget, b.hard_stop_percent,
                                   elapsed, opts.period.days)
-            row.update(budget=period_budget, used=st.used_percent, state=st.state,
+            row.update(budget=period_budget, hard_stop=b.hard_stop_percent,
+                       used=st.used_percent, state=st.state,
                        projected=st.projected, projected_used=st.projected_percent)
         notes.append(f"projection: linear run-rate over {elapsed} of {opts.period.days} days "
                      f"(as of {today}); thresholds 50/80/100% and the hard stop are reached at >=")

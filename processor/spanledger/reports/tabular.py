@@ -21,6 +21,9 @@ class Column:
     kind: Kind = "text"
     #: summed into the TOTAL row (money and counts); False for rates and labels
     total: bool = False
+    #: money made of earlier columns, e.g. charge = (+1, "cost"), (+1, "shared_cost"):
+    #: displayed as the sum of their displayed values, so rows add up across as well as down
+    parts: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from spanledger.reports.chargeback import label
 from spanledger.reports.period import Period
-from spanledger.reports.queries import TraceRow, fetch_traces
+from spanledger.reports.queries import NO_TABLES, TraceRow, fetch_traces, missing_rollups
 from spanledger.reports.tabular import Column, Report
 from spanledger.store.base import Store
 
@@ -99,4 +99,8 @@ def traces_report(traces: list[TraceRow], period: Period, top: int,
 
 def build_traces_report(store: Store, period: Period, top: int = 10,
                         feature: str | None = None, env: str | None = None) -> Report:
+    if missing_rollups(store):
+        report = traces_report([], period, top, feature)
+        report.notes.insert(0, NO_TABLES)
+        return report
     return traces_report(fetch_traces(store, period, feature, env), period, top, feature)

@@ -8,6 +8,8 @@ read-only, through the collector's SQL HTTP front (see ``discovery``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from spanledger.store.base import Store, StoreError, StoreLocked, StoreUnavailable
 from spanledger.store.otel_schema import otel_traces_schema
 from spanledger.store.url import DEFAULT_URL, ENV_VAR, StoreUrlError, parse_url, resolve_url
@@ -69,7 +71,7 @@ def _via_collector(path: str, locked: StoreLocked) -> Store:
     from spanledger.store.discovery import FILE_NAME, find_endpoint
     from spanledger.store.http_store import HttpStore
 
-    endpoint = find_endpoint(path)
+    endpoint = find_endpoint(Path(path).expanduser().resolve())
     if endpoint is None:
         raise StoreLocked(
             f"the embedded store {path} is held by another process (usually "

@@ -23,6 +23,10 @@ def _translate(exc: BaseException, url: str) -> StoreError:
     from clickhouse_connect.driver import exceptions as ch
 
     text = str(exc).strip()
+    # clickhouse-connect wraps the server's own message; keep just that
+    _, found, server_text = text.partition("server response: ")
+    if found:
+        text = server_text.split(" (for url ")[0].strip()
     if isinstance(exc, ch.OperationalError | OSError):
         return StoreUnavailable(f"ClickHouse at {url} is unreachable: {text}")
     return StoreError(text)

@@ -1,0 +1,294 @@
+"""End-to-end throughput of ``spanledger collector``: OTLP/gRPC in, rows in ClickHouse out.
+
+Run: ``python bench/bench_collector.py [--requests N] [--spans 512] [--clients 2]``
+
+Two load processes send pre-encoded 512-span ExportTraceServiceRequests with
+realistic GenAI attributes (see spanledger.collector.loadgen) over gRPC. Three
+targets, in the same run and with the same load:
+
+1. ``spanledger collector`` (subprocess, embedded chdb store): spans/s from the
+   first request until the collector's ``spans_written_total`` reaches the
+   number acknowledged, then the rows in ``otel_traces`` are counted after it
+   stopped; peak RSS of the collector and its conversion workers.
+2. decode-only ceiling: a Python grpcio server that parses every request and
+   touches every span, nothing else.
+3. rotel-agent with its blackhole exporter (if ``pip install --pre rotel``
+   installed it), as a reference for a native collector.
+
+The table shows each rate and its ratio to the decode-only ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+SERVICE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+# -- load ---------------------------------------------------------------------------
+def _load_worker(target: str, n_requests: int, spans: int, seed: int, threads: int,
+                 ready: mp.Barrier, go: mp.Event, out: mp.Queue) -> None:
+    import random
+
+    import grpc
+
+    from spanledger.collector.loadgen import genai_request
+
+    rng = random.Random(seed)
+    base = genai_request(spans, rng=rng)
+    blobs = []
+    for _ in range(n_requests):  # unique ids per request: re-randomize ids only (fast)
+        for span in base.resource_spans[0].scope_spans[0].spans:
+            span.trace_id = rng.getrandbits(128).to_bytes(16, "big")
+            span.span_id = rng.getrandbits(64).to_bytes(8, "big")
+        blobs.append(base.SerializeToString())
+    channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
+    export = channel.unary_unary(SERVICE_METHOD, request_serializer=None,
+                                 response_deserializer=None)
+    ready.wait()
+    go.wait()
+    ok = 0
+
+    def send(chunk: list[bytes]) -> int:
+        done = 0
+        for blob in chunk:
+            for _attempt in range(50):
+                try:
+                    export(blob, timeout=60)
+                    done += 1
+                    break
+                except grpc.RpcError as exc:
+                    if exc.code() in (grpc.StatusCode.UNAVAILABLE,
+                                      grpc.StatusCode.RESOURCE_EXHAUSTED):
+                        time.sleep(0.05)
+                        continue
+                    raise
+        return done
+
+    chunks = [blobs[i::threads] for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        ok = sum(pool.map(send, chunks))
+    out.put(ok * spans)
+
+
+def run_load(target: str, clients: int, n_requests: int, spans: int, threads: int
+             ) -> tuple[float, int]:
+    """(start time, spans acknowledged); returns when every client has its answers."""
+    ctx = mp.get_context("spawn")
+    ready, go, out = ctx.Barrier(clients + 1), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_load_worker,
+                         args=(target, n_requests, spans, 1000 + i, threads, ready, go, out))
+             for i in range(clients)]
+    for p in procs:
+        p.start()
+    ready.wait(timeout=300)
+    t0 = time.perf_counter()
+    go.set()
+    acked = sum(out.get(timeout=600) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    return t0, acked
+
+
+# -- targets --------------------------------------------------------------------------
+def _decode_only_server(port_q: mp.Queue, stop: mp.Event) -> None:
+    from concurrent.futures import ThreadPoolExecutor as TPE
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
+
+    counted = [0]
+
+    def export(body: bytes, _ctx: object) -> bytes:
+        req = pb.ExportTraceServiceRequest()
+        req.ParseFromString(body)
+        n = 0
+        for rs in req.resource_spans:
+            for ss in rs.scope_spans:
+                for sp in ss.spans:
+                    n += len(sp.span_id)  # touch every span
+        counted[0] += n
+        return b""
+
+    server = grpc.server(TPE(8), options=[("grpc.max_receive_message_length", 64 << 20)])
+    handler = grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.trace.v1.TraceService",
+        {"Export": grpc.unary_unary_rpc_method_handler(export, request_deserializer=None,
+                                                       response_serializer=None)})
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    port_q.put(port)
+    stop.wait()
+    server.stop(0)
+
+
+def bench_decode_only(args: argparse.Namespace) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    q, stop = ctx.Queue(), ctx.Event()
+    p = ctx.Process(target=_decode_only_server, args=(q, stop))
+    p.start()
+    port = q.get(timeout=60)
+    t0, acked = run_load(f"127.0.0.1:{port}", args.clients, args.requests, args.spans, args.threads)
+    elapsed = time.perf_counter() - t0
+    rss = peak_rss_mb(p.pid)
+    stop.set()
+    p.join(10)
+    return {"spans": acked, "seconds": elapsed, "rate": acked / elapsed, "rss_mb": rss}
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{tid}/children").read_text()
+            out += [int(x) for x in text.split()]
+    except OSError:
+        pass
+    return out
+
+
+def peak_rss_mb(pid: int, with_children: bool = False) -> float:
+    pids = [pid] + (_children(pid) if with_children else [])
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _metric(url: str, name: str) -> float:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    m = re.search(rf"^spanledger_collector_{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def bench_collector(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    store = workdir / "store"
+    cmd = [sys.executable, "-m", "spanledger", *(["-v"] if os.environ.get("BENCH_VERBOSE") else []), "collector", "--url", f"chdb://{store}",
+           "--grpc-port", "0", "--http-port", "0", "--no-sql-http",
+           "--workers", str(args.workers)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open("/tmp/bench-collector.log", "w") if os.environ.get("BENCH_VERBOSE") else subprocess.STDOUT, text=True)
+    lines: dict[str, str] = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("spanledger collector: "):
+            parts = line.split()
+            if len(parts) >= 4:
+                lines[parts[2]] = parts[3]
+            if "ready" in line:
+                break
+    metrics = lines["metrics"]
+    t0, acked = run_load(lines["otlp_grpc"], args.clients, args.requests, args.spans,
+                         args.threads)
+    t_acked = time.perf_counter() - t0
+    deadline = time.monotonic() + 600
+    while _metric(metrics, "spans_written_total") < acked and time.monotonic() < deadline:
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - t0
+    rss = peak_rss_mb(proc.pid, with_children=True)
+    rss_main = peak_rss_mb(proc.pid)
+    proc.terminate()
+    proc.wait(timeout=120)
+    from spanledger.store import open_store
+
+    s = open_store(f"chdb://{store}")
+    rows, uniq = s.query("SELECT count(), uniqExact(TraceId, SpanId) FROM otel_traces")[0]
+    s.close()
+    return {"spans": acked, "seconds": elapsed, "rate": rows / elapsed, "rows": rows,
+            "uniq": uniq, "ack_rate": acked / t_acked, "rss_mb": rss, "rss_main_mb": rss_main,
+            "exit": proc.returncode}
+
+
+def bench_rotel(args: argparse.Namespace) -> dict[str, float] | str:
+    exe = shutil.which("rotel-agent") or str(Path(sys.executable).parent / "rotel-agent")
+    if not Path(exe).exists():
+        try:
+            import rotel
+
+            cand = list(Path(rotel.__file__).parent.rglob("rotel-agent*"))
+            exe = str(cand[0]) if cand else ""
+        except ImportError:
+            exe = ""
+    if not exe or not Path(exe).exists():
+        return "rotel-agent not installed (pip install --pre rotel did not provide it)"
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "start", "--exporter", "blackhole",
+                             "--otlp-grpc-endpoint", f"127.0.0.1:{port}",
+                             "--otlp-http-endpoint", "127.0.0.1:0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    try:
+        t0, acked = run_load(f"127.0.0.1:{port}", args.clients, args.requests, args.spans,
+                             args.threads)
+        elapsed = time.perf_counter() - t0
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return {"spans": acked, "seconds": elapsed, "rate": acked / elapsed, "rss_mb": rss}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=120, help="requests per load process")
+    ap.add_argument("--spans", type=int, default=512, help="spans per request")
+    ap.add_argument("--clients", type=int, default=2, help="load processes")
+    ap.add_argument("--threads", type=int, default=2, help="concurrent RPCs per load process")
+    ap.add_argument("--workers", type=int, default=2, help="collector conversion processes")
+    ap.add_argument("--skip-rotel", action="store_true")
+    args = ap.parse_args()
+    total = args.requests * args.clients * args.spans
+    print(f"load: {args.clients} processes x {args.requests} requests x {args.spans} spans "
+          f"= {total:,} spans, {os.cpu_count()} CPUs", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
+        decode = bench_decode_only(args)
+        print(f"decode-only: {decode['rate']:,.0f} spans/s", flush=True)
+        coll = bench_collector(args, Path(tmp))
+        print(f"collector: {coll['rate']:,.0f} spans/s end to end", flush=True)
+    rotel = "skipped" if args.skip_rotel else bench_rotel(args)
+    ceiling = decode["rate"]
+    print()
+    print(f"{'target':<44} {'spans/s':>10} {'vs decode':>9} {'peak RSS MB':>12}")
+    print("-" * 78)
+    print(f"{'decode-only grpcio server (ceiling)':<44} {ceiling:>10,.0f} {1:>9.2f} "
+          f"{decode['rss_mb']:>12.0f}")
+    print(f"{'spanledger collector, OTLP -> otel_traces':<44} {coll['rate']:>10,.0f} "
+          f"{coll['rate'] / ceiling:>9.2f} {coll['rss_mb']:>12.0f}")
+    print(f"{'  (acknowledge rate, spooled + fsynced)':<44} {coll['ack_rate']:>10,.0f} "
+          f"{coll['ack_rate'] / ceiling:>9.2f} {coll['rss_main_mb']:>12.0f}")
+    if isinstance(rotel, dict):
+        print(f"{'rotel-agent, blackhole exporter':<44} {rotel['rate']:>10,.0f} "
+              f"{rotel['rate'] / ceiling:>9.2f} {rotel['rss_mb']:>12.0f}")
+    else:
+        print(f"rotel-agent: {rotel}")
+    print()
+    print(f"collector: {coll['spans']:,.0f} spans acknowledged, {coll['rows']:,.0f} rows in "
+          f"otel_traces ({coll['uniq']:,.0f} distinct TraceId+SpanId), "
+          f"{coll['seconds']:.2f} s, exit code {coll['exit']}; RSS: main process "
+          f"{coll['rss_main_mb']:.0f} MB, with workers {coll['rss_mb']:.0f} MB")
+    ok = coll["rows"] == coll["spans"] == coll["uniq"] and coll["exit"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

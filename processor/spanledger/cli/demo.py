@@ -1,0 +1,68 @@
+"""``spanledger demo``: the whole pipeline on this machine, in an empty folder.
+
+It writes the default store (``./spanledger-data``) unless ``--store``/``--url``
+says otherwise, so ``spanledger report ...`` run afterwards in the same folder
+reads what the demo made. A second run refuses to add a second month of data
+on top of the first; ``--reset`` deletes the embedded store and starts again.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spanledger.cli.main import UsageError
+
+SIZES = {"small": 2_000, "full": 20_000}
+
+EPILOG = """\
+what it does:
+  starts the embedded collector (OTLP/gRPC on a free port), then runs sample
+  services of a made-up company (support, search, sales, ml-platform teams)
+  through the real OpenAI and Anthropic clients and their OpenTelemetry
+  instrumentations against a local stub provider, with spanledger's
+  CostSpanProcessor, exporting over OTLP; traces are backdated over --days.
+  Then it prints spend by team and feature and the top traces, and writes an
+  HTML report. Prices: genai-prices plus collector-config/demo-prices.yaml.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "demo", help="run the whole pipeline on sample data and show the reports",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--calls", type=int, help="LLM calls to make (default 20000)")
+    size.add_argument("--size", choices=sorted(SIZES),
+                      help="small = 2000 calls, full = 20000 (default)")
+    p.add_argument("--days", type=int, default=31, help="spread the calls over this many days "
+                                                        "ending today (default 31)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--store", metavar="DIR", help="embedded store directory "
+                                                      "(default ./spanledger-data)")
+    where.add_argument("--url", help="store URL (chdb://DIR or http(s)://user:pass@host:port/db; "
+                                     "default $SPANLEDGER_CLICKHOUSE_URL or chdb://./spanledger-data)")
+    p.add_argument("--reset", action="store_true",
+                   help="delete the embedded store first if it already holds data")
+    p.add_argument("--workers", type=int, default=2, help="service processes (default 2)")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the sample data")
+    p.add_argument("--html", metavar="FILE", help="HTML report path "
+                                                  "(default ./spanledger-report-demo.html)")
+    p.add_argument("--quiet", action="store_true", help="do not print the reports")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spanledger.demo.runner import DemoOptions, run_demo
+    from spanledger.store import StoreUrlError
+
+    calls = args.calls if args.calls is not None else SIZES[args.size or "full"]
+    url = f"chdb://{args.store}" if args.store else args.url
+    opts = DemoOptions(calls=calls, days=args.days, seed=args.seed, workers=args.workers,
+                       url=url, reset=args.reset, html=Path(args.html) if args.html else None,
+                       show_reports=not args.quiet)
+    try:
+        run_demo(opts)
+    except StoreUrlError as exc:
+        raise UsageError(f"--url: {exc}") from None
+    return 0

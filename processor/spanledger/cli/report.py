@@ -1,0 +1,256 @@
+"""``spanledger report spend|traces|html``: showback, chargeback and agent-run reports.
+
+Flags are validated before the store is opened, so a typo costs nothing and
+is reported as one line with exit code 2. The store is opened read-only: a
+report may run while the collector writes (it then goes through the
+collector's SQL front).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TypeVar
+
+from spanledger.cli.main import UsageError
+from spanledger.reports.chargeback import DEFAULT_MARKUP, UNATTRIBUTED
+from spanledger.reports.formats import FORMATS, render
+from spanledger.reports.period import Period, parse_date, resolve_period
+from spanledger.reports.queries import DIMENSIONS, parse_dimensions
+from spanledger.reports.spend import MODELS
+from spanledger.reports.tabular import Report
+from spanledger.store.base import Store, StoreError
+
+T = TypeVar("T")
+
+SPEND_EPILOG = f"""\
+models:
+  showback      actual cost (or the snapshot cost with --snapshot-prices)
+  proportional  --invoice-total split by token volume = input tokens (incl. cached)
+                + output tokens of every call, priced or not; sums to the invoice
+                to the cent (largest remainder)
+  cost-plus     cost x (1 + --markup); markup defaults to {DEFAULT_MARKUP}
+  budget        charge against monthly budgets per group (--budgets FILE), with the
+                50/80/100% alert and the hard stop (default 120%) reached at >=,
+                and a month-end projection by linear run-rate over elapsed days
+shared costs (--shared-costs FILE) are prorated by each group's share of charge.
+Empty attribution is the row "{UNATTRIBUTED}"; unpriced calls are counted, never $0.
+dimensions for --by: {", ".join(DIMENSIONS)}
+formats: table (cents, rows add up to TOTAL), csv (full precision, header row,
+no TOTAL row), json (money as exact decimal strings), focus (FinOps FOCUS CSV:
+actual cost per day at full detail; --by and the chargeback flags do not apply)
+"""
+
+
+def _decimal(flag: str) -> Callable[[str], Decimal]:
+    def parse(text: str) -> Decimal:
+        t = text.strip()
+        percent = t.endswith("%")
+        try:
+            value = Decimal(t.rstrip("%").replace("_", "").replace(",", ""))
+        except InvalidOperation:
+            raise UsageError(f"{flag}: expected a number, got {text!r}") from None
+        if not value.is_finite():
+            raise UsageError(f"{flag}: expected a finite number, got {text!r}")
+        return value / 100 if percent else value
+    return parse
+
+
+def _period_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("period (default: the current month, UTC)")
+    g.add_argument("--period", metavar="YYYY-MM", help="a calendar month")
+    g.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (inclusive)")
+    g.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (inclusive)")
+
+
+def _common_flags(p: argparse.ArgumentParser, formats: tuple[str, ...] | None = FORMATS) -> None:
+    """Period, environment, format, store and output flags every report takes."""
+    _period_flags(p)
+    p.add_argument("--env", help="only this deployment environment (e.g. prod)")
+    if formats:
+        p.add_argument("--format", default="table", help=f"{' | '.join(formats)} (default table)")
+    p.add_argument("--url", help="store URL (default $SPANLEDGER_CLICKHOUSE_URL or "
+                                 "chdb://./spanledger-data)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    report = subparsers.add_parser("report", help="spend, chargeback and agent-run reports")
+    sub = report.add_subparsers(dest="report", required=True, metavar="REPORT")
+
+    spend = sub.add_parser(
+        "spend", help="showback / chargeback by team, feature, customer, ...",
+        epilog=SPEND_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common_flags(spend, (*FORMATS, "focus"))
+    spend.add_argument("--by", help="comma-separated group dimensions "
+                       f"(default team): {','.join(DIMENSIONS)}")
+    spend.add_argument("--model", default="showback",
+                       help=f"{' | '.join(MODELS)} (default showback)")
+    spend.add_argument("--markup",
+                       help=f"cost-plus markup, 0.15 or 15%% (default {DEFAULT_MARKUP})")
+    spend.add_argument("--invoice-total", metavar="AMOUNT",
+                       help="USD invoice to split (proportional)")
+    spend.add_argument("--shared-costs", metavar="FILE", help="shared platform costs YAML")
+    spend.add_argument("--budgets", metavar="FILE", help="monthly budgets YAML (--model budget)")
+    spend.add_argument("--snapshot-prices", metavar="YYYY-MM-DD",
+                       help="charge at the prices in force on this date; actual shown beside")
+    spend.add_argument("--as-of", metavar="YYYY-MM-DD",
+                       help="'today' for the budget projection (default: today, UTC)")
+    spend.set_defaults(func=run_spend)
+
+    traces = sub.add_parser("traces", help="most expensive agent runs and their amplification")
+    _common_flags(traces)
+    traces.add_argument("--top", type=int, default=10, help="how many runs (default 10)")
+    traces.add_argument("--feature", help=f"only this feature ({UNATTRIBUTED!r} for untagged)")
+    traces.set_defaults(func=run_traces)
+
+    html = sub.add_parser("html", help="one self-contained HTML report with charts")
+    _common_flags(html, formats=None)
+    html.add_argument("--budgets", metavar="FILE", help="budgets YAML for the budget-burn chart")
+    html.add_argument("--by", default=None,
+                      help="dimensions the budgets file is keyed by (default: the file's own)")
+    html.add_argument("--top", type=int, default=10, help="top traces shown (default 10)")
+    html.set_defaults(func=run_html)
+
+
+def _period(args: argparse.Namespace) -> Period:
+    return resolve_period(args.period, args.date_from, args.date_to)
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> None:
+    if fmt not in allowed:
+        raise UsageError(
+            f"--format: unknown format {fmt!r} (expected one of: {', '.join(allowed)})")
+
+
+def _run_focus(args: argparse.Namespace) -> int:
+    """FOCUS export: actual cost at full detail, so grouping and chargeback flags do not apply."""
+    from spanledger.reports.focus import build_focus_report
+
+    ignored = [flag for flag, value in (
+        ("--by", args.by), ("--markup", args.markup), ("--invoice-total", args.invoice_total),
+        ("--shared-costs", args.shared_costs), ("--budgets", args.budgets),
+        ("--snapshot-prices", args.snapshot_prices), ("--as-of", args.as_of)) if value]
+    if args.model != "showback":
+        ignored.insert(0, "--model")
+    if ignored:
+        raise UsageError(f"--format focus exports actual cost per day at full detail; "
+                         f"{', '.join(ignored)} do not apply")
+    period = _period(args)
+    try:
+        report = _with_store(args.url, lambda s: build_focus_report(s, period, args.env))
+    except StoreError as exc:
+        return _store_failed(exc)
+    _emit(render(report, "csv"), args.output)
+    return 0
+
+
+def _with_store(url: str | None, work: Callable[[Store], T]) -> T:
+    from spanledger.store import StoreUrlError, open_store
+
+    try:
+        store = open_store(url, read_only=True)
+    except StoreUrlError as exc:
+        raise UsageError(f"--url: {exc}") from None
+    try:
+        return work(store)
+    finally:
+        store.close()
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _store_failed(exc: StoreError) -> int:
+    print(f"spanledger report: store error: {exc}", file=sys.stderr)
+    return 1
+
+
+def run_spend(args: argparse.Namespace) -> int:
+    from spanledger.reports.config import load_budgets, load_shared_costs
+    from spanledger.reports.spend import SpendOptions, build_spend_report
+
+    _check_format(args.format, (*FORMATS, "focus"))
+    if args.format == "focus":
+        return _run_focus(args)
+    dims = parse_dimensions(args.by)
+    opts = SpendOptions(
+        period=_period(args), dims=dims, model=args.model,
+        markup=_decimal("--markup")(args.markup) if args.markup is not None else None,
+        invoice_total=(_decimal("--invoice-total")(args.invoice_total)
+                       if args.invoice_total is not None else None),
+        snapshot=(parse_date(args.snapshot_prices, "--snapshot-prices")
+                  if args.snapshot_prices else None),
+        env=args.env,
+        today=parse_date(args.as_of, "--as-of") if args.as_of else None,
+    )
+    opts.validate(files_loaded=False)  # cheap flag checks before reading any file
+    if args.budgets and opts.model != "budget":
+        raise UsageError("--budgets applies to --model budget only")
+    if opts.model == "budget" and not args.budgets:
+        raise UsageError("--model budget needs --budgets FILE")
+    opts = dataclasses.replace(
+        opts,
+        shared=load_shared_costs(args.shared_costs) if args.shared_costs else None,
+        budgets=load_budgets(args.budgets, dims) if args.budgets else None,
+    )
+    opts.validate()
+    try:
+        report = _with_store(args.url, lambda s: build_spend_report(s, opts))
+    except StoreError as exc:
+        return _store_failed(exc)
+    _emit(render(report, args.format), args.output)
+    return 0
+
+
+def run_traces(args: argparse.Namespace) -> int:
+    from spanledger.reports.traces import build_traces_report
+
+    _check_format(args.format)
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1, got {args.top}")
+    period = _period(args)
+    feature = args.feature
+    if feature == UNATTRIBUTED:
+        feature = ""
+
+    def work(store: Store) -> Report:
+        return build_traces_report(store, period, args.top, feature, args.env)
+
+    try:
+        report = _with_store(args.url, work)
+    except StoreError as exc:
+        return _store_failed(exc)
+    _emit(render(report, args.format), args.output)
+    return 0
+
+
+def run_html(args: argparse.Namespace) -> int:
+    from spanledger.reports.config import load_budgets
+    from spanledger.reports.html import write_html_report
+
+    period = _period(args)
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1, got {args.top}")
+    budgets = None
+    if args.budgets:
+        budgets = load_budgets(args.budgets, parse_dimensions(args.by) if args.by else None)
+    elif args.by:
+        raise UsageError("--by applies with --budgets only")
+    output = Path(args.output or f"spanledger-report-{period.label.replace('..', '_')}.html")
+    try:
+        path = _with_store(args.url, lambda s: write_html_report(
+            s, output, period, budgets=budgets, env=args.env, top=args.top))
+    except StoreError as exc:
+        return _store_failed(exc)
+    print(path)
+    return 0

@@ -1,0 +1,196 @@
+"""OTLP/HTTP receiver (``POST /v1/traces``) plus the telemetry endpoints.
+
+Bodies are ``application/x-protobuf`` or ``application/json`` (OTLP/JSON),
+optionally ``Content-Encoding: gzip``; the answer uses the request's content
+type. Status codes follow the OTLP/HTTP spec so SDK exporters retry exactly
+when they should: 400 malformed, 401 bad token, 413 too large, 503 with
+``Retry-After`` when the spool is full. ``GET /healthz`` and ``GET /metrics``
+are served by the same server when telemetry shares this port, or by a
+separate :class:`HttpServer` with ``otlp=False``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from spanledger.collector import otlp
+from spanledger.collector.receivers.intake import RETRY_AFTER_S, Intake, Refusal
+
+log = logging.getLogger(__name__)
+
+_STATUS = {
+    Refusal.BAD_REQUEST: 400,
+    Refusal.OVERSIZE: 413,
+    Refusal.UNAUTHENTICATED: 401,
+    Refusal.UNAVAILABLE: 503,
+    Refusal.INTERNAL: 500,
+}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Inflate with a cap: a small gzip bomb must not exhaust memory."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = d.decompress(body, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
+        raise _TooLarge
+    return out
+
+
+class HttpServer:
+    def __init__(self, host: str, port: int, *, intake: Intake | None, max_body_mb: int,
+                 health: Callable[[], tuple[bool, str]] | None,
+                 metrics_text: Callable[[], str] | None) -> None:
+        self.intake = intake
+        self.max_body = max_body_mb * 1024 * 1024
+        self.health = health
+        self.metrics_text = metrics_text
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self.host = host
+        self.port = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.2},
+                                        name=f"otlp-http:{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "spanledger-collector"
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("%s " + format, self.address_string(), *args)
+
+            def _send(self, status: int, body: bytes, ctype: str,
+                      extra: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (extra or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/healthz" and outer.health is not None:
+                    ok, reason = outer.health()
+                    self._send(200 if ok else 503, (reason + "\n").encode(), "text/plain")
+                elif path == "/metrics" and outer.metrics_text is not None:
+                    self._send(200, outer.metrics_text().encode(),
+                               "text/plain; version=0.0.4; charset=utf-8")
+                else:
+                    self._send(404, b"not found\n", "text/plain")
+
+            def do_POST(self) -> None:
+                try:
+                    self._post()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                except Exception:  # the server thread must survive anything
+                    log.exception("OTLP/HTTP request failed")
+                    with contextlib.suppress(OSError):
+                        self._send(500, b"internal error\n", "text/plain")
+
+            def _post(self) -> None:
+                intake = outer.intake
+                if self.path.split("?", 1)[0] != "/v1/traces" or intake is None:
+                    self._drain()
+                    self._send(404, b"not found: POST OTLP traces to /v1/traces\n", "text/plain")
+                    return
+                ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+                json_body = ctype == "application/json"
+                if not json_body and ctype != "application/x-protobuf":
+                    self._drain()
+                    self._refuse(Refusal.BAD_REQUEST,
+                                 f"unsupported Content-Type {ctype!r}: use application/x-protobuf "
+                                 "or application/json", json_body, count=intake)
+                    return
+                try:
+                    length = int(self.headers.get("Content-Length") or "-1")
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self.close_connection = True
+                    self._refuse(Refusal.BAD_REQUEST, "Content-Length is required", json_body,
+                                 count=intake)
+                    return
+                if length > outer.max_body:
+                    self.close_connection = True  # do not read a body we refuse
+                    self._refuse(Refusal.OVERSIZE,
+                                 f"body of {length} bytes exceeds the limit of {outer.max_body}",
+                                 json_body, count=intake)
+                    return
+                body = self.rfile.read(length)
+                encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
+                if encoding == "gzip":
+                    try:
+                        body = _gunzip(body, outer.max_body)
+                    except _TooLarge:
+                        self._refuse(Refusal.OVERSIZE, "decompressed body exceeds the limit",
+                                     json_body, count=intake)
+                        return
+                    except zlib.error as exc:
+                        self._refuse(Refusal.BAD_REQUEST, f"bad gzip body: {exc}", json_body,
+                                     count=intake)
+                        return
+                elif encoding not in ("", "identity"):
+                    self._refuse(Refusal.BAD_REQUEST, f"unsupported Content-Encoding {encoding!r}",
+                                 json_body, count=intake)
+                    return
+                outcome = intake.handle(body, json_body=json_body,
+                                        auth_header=self.headers.get("Authorization"))
+                if outcome.refusal is not None:
+                    self._refuse(outcome.refusal, outcome.message, json_body)
+                    return
+                assert outcome.accepted is not None
+                response = outcome.accepted.response()
+                if json_body:
+                    self._send(200, otlp.response_json(response), "application/json")
+                else:
+                    self._send(200, response.SerializeToString(), "application/x-protobuf")
+
+            def _drain(self) -> None:
+                try:
+                    length = int(self.headers.get("Content-Length") or "0")
+                except ValueError:
+                    length = 0
+                if 0 < length <= outer.max_body:
+                    self.rfile.read(length)
+                else:
+                    self.close_connection = True
+
+            def _refuse(self, refusal: Refusal, message: str, json_body: bool,
+                        count: Intake | None = None) -> None:
+                if count is not None:  # refused before reaching Intake.handle
+                    count.metrics.inc("requests_total")
+                    count.refuse(refusal, message)
+                extra = {"Retry-After": str(RETRY_AFTER_S)} if refusal is Refusal.UNAVAILABLE else None
+                status = otlp.rpc_status(_STATUS[refusal], message)
+                if json_body:
+                    self._send(_STATUS[refusal], otlp.status_json(status), "application/json", extra)
+                else:
+                    self._send(_STATUS[refusal], status.SerializeToString(),
+                               "application/x-protobuf", extra)
+
+        return Handler

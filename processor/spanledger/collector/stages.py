@@ -1,0 +1,136 @@
+"""Sealed spool segment -> priced ``otel_traces`` Arrow batch (runs in worker processes).
+
+Reading protobuf attributes from Python costs about a microsecond per
+attribute, and a GenAI span has twenty: one core cannot convert as fast as
+the receivers accept. So conversion runs in a small process pool (spawned,
+never forked: the parent holds gRPC and chdb state). Each job reads the
+segment file itself and hands back Arrow IPC bytes, so only a path goes in
+and one buffer comes out. With ``workers: 0`` everything runs in the
+writer thread (handy for debugging).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from spanledger.collector.convert import Columns
+from spanledger.collector.spool import read_records
+
+log = logging.getLogger(__name__)
+
+_stage_cache: dict[str | None, object] = {}
+
+
+@dataclass
+class Converted:
+    """One chunk of a segment (or a whole segment), ready to insert."""
+
+    ipc: bytes
+    rows: int
+    duplicates: int
+    counters: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def table(self) -> pa.Table:
+        return pa.ipc.open_stream(self.ipc).read_all()
+
+
+def _pricing(prices_file: str | None) -> object:
+    stage = _stage_cache.get(prices_file)
+    if stage is None:
+        from spanledger.collector.pricing_stage import PricingStage
+
+        stage = _stage_cache[prices_file] = PricingStage(prices_file)
+    return stage
+
+
+def plan_segment(path: str | Path, chunk_bytes: int) -> tuple[str, list[tuple[int, int]]]:
+    """The segment's dedup token and its split into (offset, length) chunks of whole records.
+
+    The token is sha256 of the file's bytes: a replay after a crash inserts the
+    very same bytes, so ClickHouse recognizes (and skips) it.
+    """
+    data = Path(path).read_bytes()
+    token = "spanledger-seg-" + hashlib.sha256(data).hexdigest()
+    chunks: list[tuple[int, int]] = []
+    start = pos = 0
+    end = len(data)
+    while pos + 8 <= end:
+        length = int.from_bytes(data[pos : pos + 4], "little")
+        if pos + 8 + length > end:
+            break
+        pos += 8 + length
+        if pos - start >= chunk_bytes:
+            chunks.append((start, pos - start))
+            start = pos
+    if pos > start:
+        chunks.append((start, pos - start))
+    return token, chunks
+
+
+def convert_chunk(path: str, offset: int, length: int, pricing: bool,
+                  prices_file: str | None) -> Converted:
+    """Decode, price and convert whole records at ``offset`` of a sealed segment."""
+    started = time.perf_counter()
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(length)
+    records, valid = read_records(data)
+    if valid != len(data):
+        log.error("spool segment %s: corrupt record at byte %d; the rest of the chunk is lost",
+                  path, offset + valid)
+    cols = Columns()
+    stage = _pricing(prices_file) if pricing else None
+    before = _snapshot(stage)
+    for payload in records:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(payload)
+        cols.add(request, stage)  # type: ignore[arg-type]
+    table = cols.table()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    after = _snapshot(stage)
+    counters = {k: after[k] - before.get(k, 0) for k in after}
+    return Converted(sink.getvalue().to_pybytes(), table.num_rows, cols.duplicates, counters,
+                     time.perf_counter() - started)
+
+
+def merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
+    """One table for the whole segment, a (TraceId, SpanId) repeated across chunks dropped."""
+    tables = [p.table() for p in parts]
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    duplicates = sum(p.duplicates for p in parts)
+    counters: dict[str, int] = {}
+    for p in parts:
+        for k, v in p.counters.items():
+            counters[k] = counters.get(k, 0) + v
+    if len(tables) > 1 and table.num_rows:
+        keys = pc.binary_join_element_wise(table["TraceId"], table["SpanId"], "")
+        if pc.count_distinct(keys).as_py() < table.num_rows:
+            indexed = pa.table({"k": keys, "i": pa.array(range(table.num_rows), pa.int64())})
+            first = indexed.group_by("k").aggregate([("i", "min")])["i_min"]
+            keep = pc.sort_indices(first)
+            table = table.take(pc.take(first, keep))
+            duplicates += len(keys) - table.num_rows
+    return table, duplicates, counters
+
+
+def _snapshot(stage: object) -> dict[str, int]:
+    counters = getattr(stage, "counters", None)
+    return dict(vars(counters)) if counters is not None else {}
+
+
+def warm_up(pricing: bool, prices_file: str | None) -> bool:
+    """Load the catalog in a fresh worker before the first real job."""
+    if pricing:
+        _pricing(prices_file)
+    return True

@@ -1,0 +1,230 @@
+"""The exporter stage: sealed spool segments -> ClickHouse, at least once, counted once.
+
+One thread walks the sealed segments oldest first. Each segment becomes one
+insert into ``otel_traces`` with dedup token sha256(segment bytes) (the
+materialized views dedup with it too), and is deleted only after the insert
+succeeded. A failing store is retried with exponential backoff (the spool
+keeps accepting until it is full); ``/healthz`` reports the failure meanwhile.
+Conversion of the next segments runs in worker processes while the current
+one is inserted.
+
+Testing hook (not a user setting): when the environment variable
+``SPANLEDGER_COLLECTOR_FAULT_FILE`` names a file and that file exists, every
+insert fails as if the store were unreachable. Tests create and delete the
+file to take storage "down" and bring it "back".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from spanledger.collector import stages
+from spanledger.collector.metrics import Metrics
+from spanledger.collector.spool import Segment, Spool
+from spanledger.collector.spool import ARROW_SUFFIX
+from spanledger.store.base import Store, StoreUnavailable, columns_of
+
+log = logging.getLogger(__name__)
+
+FAULT_ENV = "SPANLEDGER_COLLECTOR_FAULT_FILE"
+TABLE = "otel_traces"
+#: records are converted in jobs of about this many bytes, spread over the workers
+CHUNK_BYTES = 2 * 1024 * 1024
+
+
+class Writer:
+    def __init__(self, spool: Spool, store: Store, metrics: Metrics, *, workers: int,
+                 pricing: bool, prices_file: str | None) -> None:
+        self.spool = spool
+        self.store = store
+        self.metrics = metrics
+        self.pricing = pricing
+        self.prices_file = prices_file
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._deadline: float | None = None
+        self._thread = threading.Thread(target=self._run, name="spanledger-writer", daemon=True)
+        self.last_error: str | None = None
+        self.failing_since: float | None = None
+        self._fault = os.environ.get(FAULT_ENV) or None
+        self._embedded = str(getattr(store, "url", "")).startswith("chdb://")
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        if self.workers > 0:
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            warm = [self._pool.submit(stages.warm_up, self.pricing, self.prices_file)
+                    for _ in range(self.workers)]
+            for f in warm:
+                f.result(timeout=120)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Flush everything sealed (bounded by ``timeout``); True when the spool is empty."""
+        self._deadline = time.monotonic() + timeout
+        self._stop.set()
+        self._thread.join(timeout + 5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        return self.spool.is_empty
+
+    @property
+    def healthy(self) -> bool:
+        return self.failing_since is None
+
+    # -- loop ----------------------------------------------------------------------
+    def _run(self) -> None:
+        inflight: deque[_Job] = deque()
+        backoff = 0.1
+        while True:
+            stopping = self._stop.is_set()
+            if stopping and self._deadline is not None and time.monotonic() > self._deadline:
+                log.warning("shutdown timeout: %d segment(s) stay in the spool for the next start",
+                            len(self.spool.take(1 << 30)))
+                return
+            if stopping or len(inflight) < 2:
+                # Seal by age only while the pipeline has room: under load segments
+                # grow (fewer, larger inserts, each with a fixed cost of ~0.1 s);
+                # when idle, timeout_ms bounds the latency.
+                self.spool.seal_if_due(force=stopping)
+            self._fill(inflight)
+            if not inflight:
+                if stopping and self.spool.is_empty:
+                    return
+                self.spool.wait_sealed(0.05)
+                continue
+            job = inflight[0]
+            try:
+                if job.table is None:
+                    parts = [f.result() if isinstance(f, Future) else f for f in job.parts]
+                    job.table, job.duplicates, job.counters = stages.merge(parts)
+                    job.seconds = max(p.seconds for p in parts)
+            except Exception as exc:  # a worker died or the file is unreadable
+                log.exception("converting spool segment %s failed", job.seg.path.name)
+                inflight.popleft()
+                if not job.seg.path.exists():
+                    self.spool.done(job.seg)
+                else:
+                    self._quarantine(job.seg, exc)
+                continue
+            self._fill(inflight)  # keep the workers busy while this one is inserted
+            t_insert = time.perf_counter()
+            try:
+                self._insert(job)
+            except Exception as exc:
+                self.metrics.inc("insert_errors_total")
+                self.last_error = str(exc).splitlines()[0][:300] if str(exc) else repr(exc)
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                    log.error("insert into %s failed (will retry): %s", TABLE, self.last_error)
+                if self._stop.is_set():
+                    time.sleep(backoff)
+                else:
+                    self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue  # the converted table is kept: retry the same segment
+            rows = job.table.num_rows
+            log.debug("segment %s: %d rows, converted in %.3f s, inserted in %.3f s",
+                      job.seg.path.name, rows, job.seconds, time.perf_counter() - t_insert)
+            backoff = 0.1
+            if self.failing_since is not None:
+                log.info("store is back: inserts succeed again")
+            self.failing_since = None
+            self.last_error = None
+            inflight.popleft()
+            self.spool.done(job.seg)
+            m = self.metrics
+            m.inc("spans_written_total", rows)
+            m.inc("spans_duplicate_total", job.duplicates)
+            m.inc("segments_written_total")
+            c = job.counters
+            m.inc("spans_priced_total", c.get("priced", 0))
+            m.inc("spans_unpriced_total", c.get("unpriced", 0))
+            m.inc("spans_aggregate_total", c.get("aggregate", 0))
+
+    def _fill(self, inflight: deque[_Job]) -> None:
+        """Queue conversion of the oldest sealed segments (two segments ahead at most)."""
+        if len(inflight) >= 2:
+            return
+        queued = {id(j.seg) for j in inflight}
+        for seg in self.spool.take(4):
+            if len(inflight) >= 2:
+                break
+            if id(seg) in queued:
+                continue
+            try:
+                token, chunks = stages.plan_segment(seg.path, CHUNK_BYTES)
+            except OSError as exc:
+                self._quarantine(seg, exc)
+                continue
+            job = _Job(seg, token)
+            for offset, length in chunks:
+                args = (str(seg.path), offset, length, self.pricing, self.prices_file)
+                if self._pool is not None:
+                    job.parts.append(self._pool.submit(stages.convert_chunk, *args))
+                else:
+                    job.parts.append(stages.convert_chunk(*args))
+            inflight.append(job)
+
+    def _insert(self, job: _Job) -> None:
+        if self._fault and Path(self._fault).exists():
+            raise StoreUnavailable("fault injected: storage is down (SPANLEDGER_COLLECTOR_FAULT_FILE)")
+        assert job.table is not None
+        if job.table.num_rows == 0:
+            return
+        if not self._embedded:
+            self.store.insert_arrow(TABLE, job.table, dedup_token=job.token)
+            return
+        # Embedded fast path: chdb reads an Arrow file natively and releases the
+        # GIL meanwhile (an insert from a Python object holds it, starving the
+        # receivers). One file, one thread, one block: the dedup token covers
+        # exactly this segment however often it is replayed.
+        path = job.seg.path.with_suffix(ARROW_SUFFIX)
+        with pa.OSFile(str(path), "wb") as sink, \
+                pa.ipc.new_stream(sink, job.table.schema) as stream:
+            stream.write_table(job.table.combine_chunks())
+        cols = columns_of(job.table.column_names)
+        quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
+        try:
+            self.store.command(
+                f"INSERT INTO {TABLE} ({cols}) SETTINGS insert_deduplication_token = "
+                f"'{job.token}', deduplicate_blocks_in_dependent_materialized_views = 1, "
+                f"max_threads = 1, max_insert_threads = 1 "
+                f"SELECT {cols} FROM file('{quoted}', 'ArrowStream')"
+            )
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _quarantine(self, seg: Segment, exc: BaseException) -> None:
+        """A segment that cannot be converted is kept aside, never silently deleted."""
+        bad = seg.path.with_suffix(".bad")
+        with contextlib.suppress(OSError):
+            seg.path.rename(bad)
+        log.error("spool segment moved to %s: %s", bad, exc)
+        self.spool.done(seg)
+
+
+@dataclass
+class _Job:
+    """A sealed segment on its way: conversion parts, then one table and one insert."""
+
+    seg: Segment
+    token: str
+    parts: list[Future[stages.Converted] | stages.Converted] = field(default_factory=list)
+    table: pa.Table | None = None
+    duplicates: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0

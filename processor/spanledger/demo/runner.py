@@ -1,0 +1,259 @@
+"""``spanledger demo`` end to end: collector, sample services, reports, HTML.
+
+Order of work, and why:
+
+1. Check the store first (cheap, and nothing is started if the folder
+   already holds data): a second run refuses unless ``--reset``, so a demo
+   never silently doubles a month of spend.
+2. Start the embedded collector in this process (the same
+   :class:`~spanledger.collector.app.Collector` ``spanledger collector``
+   runs), OTLP/gRPC on a free port.
+3. Spawn the worker processes (:mod:`.worker`), each a "service" with the
+   real clients, instrumentations, the cost processor and an OTLP exporter.
+   Show live counts meanwhile.
+4. Wait until the collector has written every exported span, stop it (this
+   flushes and closes the store), then read the store like a user would:
+   spend by team, by feature, top traces, and the HTML report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from spanledger.cli.main import UsageError
+from spanledger.demo.progress import Counts, ProgressLine
+from spanledger.demo.scenario import MIN_CALLS, build_plan
+from spanledger.demo.worker import COUNTERS, WorkerSpec, run_worker
+from spanledger.resources import data_dir
+from spanledger.store import StoreLocked, open_store, parse_url
+
+__all__ = ["DemoOptions", "DemoResult", "demo_prices_file", "run_demo"]
+
+#: seconds the collector may take to write what the workers exported
+DRAIN_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    calls: int = 20_000
+    days: int = 31
+    seed: int = 7
+    workers: int = 2
+    #: store URL; None = $SPANLEDGER_CLICKHOUSE_URL, else chdb://./spanledger-data
+    url: str | None = None
+    reset: bool = False
+    html: Path | None = None
+    show_reports: bool = True
+
+
+@dataclass
+class DemoResult:
+    url: str
+    calls: int
+    traces: int
+    spans_exported: int
+    rows_written: int
+    seconds: float
+    html: Path | None
+    first_day: dt.date
+    last_day: dt.date
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.calls / self.seconds if self.seconds else 0.0
+
+
+def demo_prices_file() -> Path:
+    """The demo's price overrides (self-hosted model, discount, per-call prices)."""
+    return data_dir("collector-config") / "demo-prices.yaml"
+
+
+def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> DemoResult:
+    if opts.calls < MIN_CALLS:
+        raise UsageError(f"--calls must be at least {MIN_CALLS}, got {opts.calls}")
+    if not 1 <= opts.days <= 366:
+        raise UsageError(f"--days must be between 1 and 366, got {opts.days}")
+    if not 1 <= opts.workers <= 16:
+        raise UsageError(f"--workers must be between 1 and 16, got {opts.workers}")
+    url = parse_url(opts.url).raw  # a malformed URL is a usage error (StoreUrlError)
+    _prepare_store(url, opts.reset)
+
+    from spanledger.collector.app import Collector
+    from spanledger.collector.config import CollectorConfig
+
+    cfg = CollectorConfig()
+    cfg.clickhouse.url = url
+    cfg.grpc.port = 0
+    cfg.http.enabled = False
+    cfg.sql_http.enabled = False
+    cfg.telemetry.port = 0
+    cfg.pricing.prices = str(demo_prices_file())
+    cfg.batch.workers = 1  # two cores: the services need the other one
+    anchor_ns = time.time_ns()
+    plans = build_plan(opts.calls, opts.days, opts.seed, anchor_ns)
+    planned_calls = sum(p.provider_calls for p in plans)
+    traces = len(plans)
+    first_day = dt.datetime.fromtimestamp(min(p.start_ns for p in plans) / 1e9, dt.UTC).date()
+    last_day = dt.datetime.fromtimestamp(anchor_ns / 1e9, dt.UTC).date()
+    del plans  # each worker rebuilds the same plan; only the totals are needed here
+
+    err.write(f"spanledger demo: {planned_calls:,} calls over {opts.days} days into {url}\n")
+    collector = Collector(cfg).start()
+    try:
+        endpoint = collector.endpoints()["otlp_grpc"]
+        counters, progress = _run_workers(opts, anchor_ns, endpoint, planned_calls,
+                                          collector, err)
+        exported = _sum(counters, "spans_exported")
+        _drain(collector, exported)
+        rows = collector.metrics.get("spans_written_total")
+    finally:
+        flushed = collector.stop()
+    final = Counts(_sum(counters, "calls"), planned_calls, exported, rows)
+    progress.finish(final)
+    seconds = progress.elapsed()
+    result = DemoResult(url=url, calls=final.calls, traces=traces, spans_exported=exported,
+                        rows_written=rows, seconds=seconds, html=None,
+                        first_day=first_day, last_day=last_day)
+    if not flushed:
+        result.notes.append("the collector could not flush everything; it is replayed on the "
+                            "next start")
+    failed = _sum(counters, "export_failures")
+    if failed:
+        result.notes.append(f"{failed:,} spans failed to export")
+    _report(result, opts, out, err)
+    return result
+
+
+def _prepare_store(url: str, reset: bool) -> None:
+    """Refuse to add a second demo on top of existing data, or wipe it with ``--reset``."""
+    parsed = parse_url(url)
+    if parsed.is_chdb:
+        path = Path(parsed.path)
+        if not path.exists() or not any(path.iterdir()):
+            return
+        if reset:
+            if not ((path / "metadata").is_dir() and (path / "store").is_dir()):
+                raise UsageError(f"--reset: {path} does not look like a spanledger store; "
+                                 "not deleting it")
+            shutil.rmtree(path)
+            return
+    elif reset:
+        raise UsageError("--reset deletes an embedded (chdb://) store only; point --url at an "
+                         "empty database instead")
+    calls = _existing_calls(url)
+    if calls:
+        where = parsed.path if parsed.is_chdb else parsed.redacted()
+        raise UsageError(
+            f"{where} already holds {calls:,} LLM calls (an earlier demo?). "
+            "Run `spanledger demo --reset` to delete that store and start again, "
+            "or `spanledger demo --store OTHER_DIR`")
+
+
+def _existing_calls(url: str) -> int:
+    try:
+        store = open_store(url, read_only=True)
+    except StoreLocked as exc:
+        raise UsageError(f"the store is in use by another process (a running collector?): "
+                         f"stop it first ({exc})") from None
+    try:
+        tables = store.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                             "AND name = 'llm_calls'")
+        if not tables:
+            return 0
+        return int(store.query("SELECT count() FROM llm_calls")[0][0])
+    finally:
+        store.close()
+
+
+def _run_workers(opts: DemoOptions, anchor_ns: int, endpoint: str, planned_calls: int,
+                 collector: Any, err: TextIO) -> tuple[Any, ProgressLine]:
+    # spawn, not fork: this process runs gRPC and chdb threads that must not be forked
+    ctx = multiprocessing.get_context("spawn")
+    counters = ctx.Array("q", opts.workers * len(COUNTERS), lock=False)
+    prices = str(demo_prices_file())
+    procs = [
+        ctx.Process(target=run_worker, name=f"spanledger-demo-worker-{i}", daemon=True, args=(
+            WorkerSpec(index=i, workers=opts.workers, calls=opts.calls, days=opts.days,
+                       seed=opts.seed, anchor_ns=anchor_ns, otlp_endpoint=endpoint,
+                       prices_file=prices), counters))
+        for i in range(opts.workers)
+    ]
+    progress = ProgressLine(err)
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            progress.update(Counts(_sum(counters, "calls"), planned_calls,
+                                   _sum(counters, "spans_exported"),
+                                   collector.metrics.get("spans_written_total")))
+            procs[0].join(timeout=0.25)
+    except BaseException:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
+    bad = [p for p in procs if p.exitcode != 0 or not counters[
+        procs.index(p) * len(COUNTERS) + COUNTERS.index("done")]]
+    if bad:
+        raise RuntimeError(f"demo worker(s) failed: {', '.join(f'{p.name} exit {p.exitcode}' for p in bad)}"
+                           " (see the traceback above)")
+    return counters, progress
+
+
+def _sum(counters: Any, name: str) -> int:
+    step, slot = len(COUNTERS), COUNTERS.index(name)
+    return int(sum(counters[slot::step]))
+
+
+def _drain(collector: Any, exported: int) -> None:
+    """Wait (bounded) until the collector has written all it acknowledged."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    m = collector.metrics
+    while time.monotonic() < deadline:
+        if m.get("spans_written_total") + m.get("spans_duplicate_total") >= exported:
+            return
+        time.sleep(0.05)
+
+
+def _report(result: DemoResult, opts: DemoOptions, out: TextIO, err: TextIO) -> None:
+    """Print the reports a user would ask for first, and write the HTML report."""
+    from spanledger.reports.formats import render
+    from spanledger.reports.html import write_html_report
+    from spanledger.reports.period import Period
+    from spanledger.reports.spend import SpendOptions, build_spend_report
+    from spanledger.reports.traces import build_traces_report
+
+    period = Period(result.first_day, result.last_day)
+    html = (opts.html or Path("spanledger-report-demo.html")).resolve()
+    store = open_store(result.url, read_only=True)
+    try:
+        if opts.show_reports:
+            for title, dims in (("Spend by team", ("team",)),
+                                ("Spend by feature", ("team", "feature"))):
+                report = build_spend_report(store, SpendOptions(period, dims))
+                out.write(f"\n== {title}, {period.label} ==\n{render(report, 'table')}")
+            traces = build_traces_report(store, period, 5)
+            out.write(f"\n== Most expensive traces, {period.label} ==\n{render(traces, 'table')}")
+        result.html = write_html_report(store, html, period, top=10)
+    finally:
+        store.close()
+    rng = f"--from {result.first_day.isoformat()} --to {result.last_day.isoformat()}"
+    url_flag = "" if opts.url is None else f" --url {result.url}"
+    out.write(
+        f"\nDemo data: {result.calls:,} calls, {result.spans_exported:,} spans exported, "
+        f"{result.rows_written:,} rows written in {result.seconds:.1f}s "
+        f"({result.calls_per_s:,.0f} calls/s).\n"
+        f"HTML report: {result.html}\n"
+        f"Next: spanledger report spend --by feature {rng}{url_flag}\n"
+        f"      spanledger report traces {rng}{url_flag}\n")
+    for note in result.notes:
+        err.write(f"spanledger demo: warning: {note}\n")
+

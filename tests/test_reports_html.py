@@ -1,0 +1,87 @@
+"""The HTML report renders in a real browser: bars with size, dollar labels, no external files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support.reports import load_store, october_spans, run_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+BUDGETS = """
+by: team
+budgets:
+  - {team: search, monthly: 3.60}
+  - {team: support, monthly: 10}
+"""
+
+
+def headless(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    url = load_store(tmp_path / "store", october_spans())
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text(BUDGETS)
+    out = tmp_path / "report.html"
+    code, stdout, err = run_cli(["report", "html", "--url", url, "--period", "2026-10",
+                                 "--budgets", str(budgets), "--output", str(out)])
+    assert code == 0, err
+    assert stdout.strip() == str(out.resolve())
+    return out
+
+
+def test_html_is_self_contained_and_shows_the_numbers(report: Path) -> None:
+    html = report.read_text()
+    assert not re.search(r"<script|<link|src=\"http|href=\"http|@import", html)
+    assert html.count("<svg") == 5  # per day, per feature, traces, unpriced, budget burn
+    for text in ("Spend by team per day, 2026-10", "legend (period total)", "support $14.00",
+                 "search $1.80", "(unattributed) $0.2000", "openai/mystery-1",
+                 "1 calls, 770 tokens", "x5.0 cost, x5.0 calls", "HARD STOP (120%)",
+                 "&gt;= 50%", "$16.00"):
+        assert text in html, text
+
+
+def test_write_html_report_api(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from spanledger.reports.html import write_html_report
+    from spanledger.reports.period import Period
+    from spanledger.store import open_store
+
+    url = load_store(tmp_path / "store", october_spans())
+    store = open_store(url, read_only=True)
+    try:
+        path = write_html_report(store, tmp_path / "sub" / "r.html",
+                                 Period(dt.date(2026, 10, 1), dt.date(2026, 10, 31)))
+    finally:
+        store.close()
+    assert path.is_file() and path.is_absolute()
+    assert "No budgets file given" in path.read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_html_renders_bars_in_chromium(report: Path, tmp_path: Path) -> None:
+    dom = headless("--dump-dom", report.as_uri(), profile=tmp_path / "profile").stdout
+    bars = re.findall(r'<rect class="bar" [^>]*width="([\d.]+)" height="([\d.]+)"', dom)
+    assert len(bars) >= 10
+    sized = [b for b in bars if float(b[0]) > 0 and float(b[1]) > 0]
+    # per day: 6 priced segments (1st, 2nd, 3rd, 4th, 6th, 10th; the 5th has only the
+    # unpriced call); features 3; traces 6 of 7 (c4 is $0); unpriced 1; budgets 2
+    assert len(sized) == 18, bars
+    shot = tmp_path / "report.png"
+    headless(f"--screenshot={shot}", "--window-size=1200,3000", report.as_uri(),
+             profile=tmp_path / "profile")
+    assert shot.stat().st_size > 50_000  # a blank page is a few kB
