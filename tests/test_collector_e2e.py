@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from spanledger.collector.convert import SPAN_KINDS, STATUS_CODES
-from tests.support.collector import read_store_many, start_collector
+from support.collector import read_store_many, start_collector
 
 Q = Decimal("1e-12")
 

@@ -17,8 +17,18 @@ REPO = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO),
-         "-w", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(REPO),
+            "-w",
+            str(out),
+        ],
         check=True,
     )
     (whl,) = out.glob("spanledger-*.whl")
@@ -31,7 +41,9 @@ def test_wheel_carries_every_migration_and_config(wheel: Path) -> None:
         assert f"spanledger/_data/clickhouse/{sql.name}" in names
     for cfg in (REPO / "collector-config").glob("*.yaml"):
         assert f"spanledger/_data/collector-config/{cfg.name}" in names
-    entry_points = zipfile.ZipFile(wheel).read("spanledger-0.1.0.dist-info/entry_points.txt").decode()
+    entry_points = (
+        zipfile.ZipFile(wheel).read("spanledger-0.1.0.dist-info/entry_points.txt").decode()
+    )
     assert "spanledger = spanledger.cli.main:main" in entry_points
     assert "opentelemetry_distro" in entry_points
 
@@ -39,7 +51,17 @@ def test_wheel_carries_every_migration_and_config(wheel: Path) -> None:
 def test_installed_wheel_finds_its_data_outside_the_repo(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
     )
     code = (
@@ -51,7 +73,12 @@ def test_installed_wheel_finds_its_data_outside_the_repo(wheel: Path, tmp_path: 
     # (dependencies still come from this interpreter's site-packages).
     env = {**os.environ, "PYTHONPATH": str(target), "PYTHONSAFEPATH": "1"}
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert out[0].startswith(str(target)), out
     assert int(out[1]) == len(list((REPO / "clickhouse").glob("*.sql")))

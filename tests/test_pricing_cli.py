@@ -273,7 +273,8 @@ def test_unpriced_on_a_store_without_schema_exits_1(tmp_path: Path) -> None:
     )
     assert run.returncode == 1
     assert run.stderr.strip() == (
-        f"spanledger prices: {url} has no llm_calls table: run `spanledger db migrate`"
+        "spanledger prices: error: the store has no spanledger schema: "
+        "run `spanledger db migrate` first"
     )
 
 

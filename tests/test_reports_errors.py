@@ -39,6 +39,7 @@ def one_line_error(argv: list[str]) -> str:
     (["--model", "budget"], "--model budget needs --budgets FILE"),
     (["--model", "fixed"], "--model: unknown model 'fixed'"),
     (["--format", "xml"], "--format: unknown format 'xml'"),
+    (["--as-of", "2026-10-10"], "--as-of applies to --model budget only"),
 ])
 def test_bad_flags(argv: list[str], expected: str) -> None:
     assert expected in one_line_error([*SPEND, *argv])
@@ -133,3 +134,9 @@ def test_example_files_load() -> None:
     shared = load_shared_costs(data_dir("collector-config") / "shared-costs.example.yaml")
     assert sum(shared.for_period(parse_month("2026-10")).values()) == 11570
     assert sum(shared.for_period(parse_month("2027-02")).values()) == 11620
+
+
+def test_unwritable_output_is_usage_error(tmp_path: Path) -> None:
+    url = load_store(tmp_path / "store", [])
+    line = one_line_error([*SPEND, "--url", url, "--output", str(tmp_path / "no" / "dir.csv")])
+    assert "--output: cannot write" in line

@@ -85,3 +85,24 @@ def test_html_renders_bars_in_chromium(report: Path, tmp_path: Path) -> None:
     headless(f"--screenshot={shot}", "--window-size=1200,3000", report.as_uri(),
              profile=tmp_path / "profile")
     assert shot.stat().st_size > 50_000  # a blank page is a few kB
+
+
+def test_week_over_week_flags_threefold_growth_at_greater_or_equal() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from spanledger.reports.html import week_over_week
+    from spanledger.reports.queries import DailyRow
+
+    end = dt.date(2026, 10, 14)
+    rows = [DailyRow(dt.date(2026, 10, 1), "rag", Decimal("1.00")),
+            DailyRow(dt.date(2026, 10, 8), "rag", Decimal("3.00")),     # x3.0: flagged
+            DailyRow(dt.date(2026, 10, 7), "chat", Decimal("1.00")),
+            DailyRow(dt.date(2026, 10, 14), "chat", Decimal("2.99")),   # x2.99: not flagged
+            DailyRow(dt.date(2026, 10, 9), "", Decimal("0.50"))]        # new spend: flagged
+    html = week_over_week(rows, end)
+    assert "10-01...10-07" in html and "10-08...10-14" in html
+    assert '<tr class="warn"><td>rag</td><td class="n">$1.00</td><td class="n">$3.00</td>' in html
+    assert '<tr><td>chat</td><td class="n">$1.00</td><td class="n">$2.99</td>' in html
+    assert '<tr class="warn"><td>(unattributed)</td>' in html and ">new<" in html
+    assert ">x3.00<" in html and ">x2.99<" in html

@@ -7,12 +7,10 @@ second run prints "up to date" and exits 0.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from spanledger.cli.main import UsageError
-from spanledger.store import DEFAULT_URL, ENV_VAR, StoreLocked, StoreUrlError, open_store, parse_url
-from spanledger.store.base import StoreError
+from spanledger.store import DEFAULT_URL, ENV_VAR, open_store, parse_url
 
 
 def register(subparsers: Any) -> None:
@@ -51,24 +49,12 @@ def migrate_command(args: argparse.Namespace) -> int:
         placeholders(args.cluster, args.ttl_days)
     except ValueError as exc:
         raise UsageError(f"--cluster: {exc}") from exc
-    try:
-        parsed = parse_url(args.url)
-    except StoreUrlError as exc:
-        raise UsageError(str(exc)) from exc
+    parsed = parse_url(args.url)
     if args.cluster and parsed.is_chdb:
         raise UsageError("--cluster needs a ClickHouse server URL (http(s)://...), not chdb://")
-    try:
-        store = open_store(parsed.raw)
-    except StoreUrlError as exc:
-        raise UsageError(str(exc)) from exc
-    except StoreLocked as exc:
-        print(f"spanledger db migrate: {exc}", file=sys.stderr)
-        return 1
+    store = open_store(parsed.raw)
     try:
         applied = migrate(store, cluster=args.cluster, ttl_days=args.ttl_days)
-    except StoreError as exc:
-        print(f"spanledger db migrate: {exc}", file=sys.stderr)
-        return 1
     finally:
         store.close()
     if applied:

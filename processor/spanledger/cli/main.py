@@ -2,8 +2,11 @@
 
 Each command group lives in its own module with a ``register(subparsers)``
 function; this file only wires them together and turns a user's mistake
-(:class:`UsageError`, :class:`~spanledger.yamlconf.ConfigError`) into one
-line on stderr and exit code 2, the way argparse itself reports bad flags.
+(:class:`UsageError`, :class:`~spanledger.yamlconf.ConfigError`, a malformed
+storage URL) into one line on stderr and exit code 2, the way argparse itself
+reports bad flags, and a store that cannot serve the command (locked,
+unreachable, not migrated) into one line and exit code 1. Commands therefore
+just open the store and let these errors through.
 """
 
 from __future__ import annotations
@@ -49,13 +52,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from spanledger.store import StoreError, StoreUrlError
+
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, StoreUrlError) as exc:
         print(f"spanledger {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"spanledger {args.command}: error: {_store_problem(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _store_problem(exc: Exception) -> str:
+    """ClickHouse's first line, with the fix when the schema is simply missing."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "UNKNOWN_TABLE" in message or "Unknown table" in message:
+        return "the store has no spanledger schema: run `spanledger db migrate` first"
+    return message
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -184,23 +183,11 @@ def _row(p: PricePeriod) -> list[str]:
 
 
 def cmd_unpriced(args: argparse.Namespace) -> int:
-    from spanledger.store import StoreError, StoreUrlError, open_store
+    from spanledger.store import open_store
 
-    try:
-        store = open_store(args.url, read_only=True)
-    except StoreUrlError as exc:
-        raise UsageError(str(exc)) from None
-    except StoreError as exc:
-        print(f"spanledger prices: {exc}", file=sys.stderr)
-        return 1
+    store = open_store(args.url, read_only=True)
     try:
         rows = store.query(UNPRICED_SQL)
-    except StoreError as exc:
-        message = str(exc).splitlines()[0]
-        if "UNKNOWN_TABLE" in message:
-            message = f"{store.url} has no llm_calls table: run `spanledger db migrate`"
-        print(f"spanledger prices: {message}", file=sys.stderr)
-        return 1
     finally:
         store.close()
     records = [dict(zip(UNPRICED_COLUMNS, row, strict=True)) for row in rows]

@@ -164,7 +164,10 @@ def _with_store(url: str | None, work: Callable[[Store], T]) -> T:
 
 def _emit(text: str, output: str | None) -> None:
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--output: cannot write {output}: {exc.strerror or exc}") from None
         print(f"wrote {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -198,6 +201,8 @@ def run_spend(args: argparse.Namespace) -> int:
         raise UsageError("--budgets applies to --model budget only")
     if opts.model == "budget" and not args.budgets:
         raise UsageError("--model budget needs --budgets FILE")
+    if args.as_of and opts.model != "budget":
+        raise UsageError("--as-of applies to --model budget only (the projection)")
     opts = dataclasses.replace(
         opts,
         shared=load_shared_costs(args.shared_costs) if args.shared_costs else None,

@@ -197,7 +197,7 @@ def week_over_week(daily: list[DailyRow], end: dt.date) -> str:
         c, p = cur[k], prev[k]
         if p > 0:
             ratio = c / p
-            change, hot = f"x{ratio:.1f}", ratio >= ANOMALY_RATIO
+            change, hot = f"x{ratio:.2f}", ratio >= ANOMALY_RATIO
         else:
             change, hot = ("new" if c > 0 else "-"), c > 0
         cls = ' class="warn"' if hot else ""
