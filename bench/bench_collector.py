@@ -33,6 +33,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+LOG_FILE = Path(tempfile.gettempdir()) / "bench-collector.log"
 SERVICE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
@@ -172,6 +173,15 @@ def peak_rss_mb(pid: int, with_children: bool = False) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _metric(url: str, name: str) -> float:
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     m = re.search(rf"^spanledger_collector_{name} (\S+)$", text, re.M)
@@ -180,10 +190,14 @@ def _metric(url: str, name: str) -> float:
 
 def bench_collector(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     store = workdir / "store"
-    cmd = [sys.executable, "-m", "spanledger", *(["-v"] if os.environ.get("BENCH_VERBOSE") else []), "collector", "--url", f"chdb://{store}",
+    verbose = bool(os.environ.get("BENCH_VERBOSE"))  # collector's debug log -> LOG_FILE
+    cmd = [sys.executable, "-m", "spanledger", *(["-v"] if verbose else []),
+           "collector", "--url", f"chdb://{store}",
            "--grpc-port", "0", "--http-port", "0", "--no-sql-http",
            "--workers", str(args.workers)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open("/tmp/bench-collector.log", "w") if os.environ.get("BENCH_VERBOSE") else subprocess.STDOUT, text=True)
+    log_file = open(LOG_FILE, "w") if verbose else None  # noqa: SIM115 (lives with proc)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=log_file or subprocess.STDOUT, text=True)
     lines: dict[str, str] = {}
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -203,6 +217,8 @@ def bench_collector(args: argparse.Namespace, workdir: Path) -> dict[str, float]
     elapsed = time.perf_counter() - t0
     rss = peak_rss_mb(proc.pid, with_children=True)
     rss_main = peak_rss_mb(proc.pid)
+    cpu_main = cpu_seconds(proc.pid)
+    cpu_workers = sum(cpu_seconds(c) for c in _children(proc.pid))
     proc.terminate()
     proc.wait(timeout=120)
     from spanledger.store import open_store
@@ -212,7 +228,7 @@ def bench_collector(args: argparse.Namespace, workdir: Path) -> dict[str, float]
     s.close()
     return {"spans": acked, "seconds": elapsed, "rate": rows / elapsed, "rows": rows,
             "uniq": uniq, "ack_rate": acked / t_acked, "rss_mb": rss, "rss_main_mb": rss_main,
-            "exit": proc.returncode}
+            "exit": proc.returncode, "cpu_main": cpu_main, "cpu_workers": cpu_workers}
 
 
 def bench_rotel(args: argparse.Namespace) -> dict[str, float] | str:
@@ -286,6 +302,10 @@ def main() -> int:
           f"otel_traces ({coll['uniq']:,.0f} distinct TraceId+SpanId), "
           f"{coll['seconds']:.2f} s, exit code {coll['exit']}; RSS: main process "
           f"{coll['rss_main_mb']:.0f} MB, with workers {coll['rss_mb']:.0f} MB")
+    per_span = 1e6 / coll["spans"]
+    print(f"collector CPU: main process (receive, spool, insert) {coll['cpu_main']:.1f} s = "
+          f"{coll['cpu_main'] * per_span:.0f} us/span; conversion workers "
+          f"{coll['cpu_workers']:.1f} s = {coll['cpu_workers'] * per_span:.0f} us/span")
     ok = coll["rows"] == coll["spans"] == coll["uniq"] and coll["exit"] == 0
     return 0 if ok else 1
 

@@ -18,9 +18,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from support.collector import RunningCollector, read_store, start_collector
 
 from spanledger.collector.loadgen import genai_request
+from support.collector import RunningCollector, read_store, start_collector
 
 TOKEN = "s3cret-token"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)

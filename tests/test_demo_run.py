@@ -154,7 +154,8 @@ def test_self_hosted_and_discounted_prices_match_an_independent_calculation(
     llama = next(m for m in prices if m["model"] == "acme-llama-3.1-70b")
     assert demo.rows["llama"]
     for inp, out, cost, source in demo.rows["llama"]:
-        expected = (inp * Decimal(str(llama["input"])) + out * Decimal(str(llama["output"]))) / MILLION
+        expected = (inp * Decimal(str(llama["input"]))
+                    + out * Decimal(str(llama["output"]))) / MILLION
         assert abs(Decimal(cost) - expected) <= TOLERANCE
         assert "demo-prices.yaml" in source
     discount = Decimal(str(next(m for m in prices if m["model"] == "gpt-4o")["discount_percent"]))

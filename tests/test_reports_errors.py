@@ -88,7 +88,7 @@ def test_bad_shared_costs_file(tmp_path: Path, text: str | None, expected: str) 
 
 
 def test_bad_url_is_usage_error() -> None:
-    assert "--url" in one_line_error([*SPEND, "--url", "ftp://nowhere"])
+    assert "storage URL 'ftp://nowhere'" in one_line_error([*SPEND, "--url", "ftp://nowhere"])
 
 
 def test_empty_store_gives_empty_reports(tmp_path: Path) -> None:
@@ -140,3 +140,25 @@ def test_unwritable_output_is_usage_error(tmp_path: Path) -> None:
     url = load_store(tmp_path / "store", [])
     line = one_line_error([*SPEND, "--url", url, "--output", str(tmp_path / "no" / "dir.csv")])
     assert "--output: cannot write" in line
+
+
+def test_locked_store_is_one_line_exit_1(tmp_path: Path) -> None:
+    """Another process holds the store and serves no SQL: one line, exit 1 (not a traceback)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "store"
+    load_store(path, [])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, chdb.session as s; x = s.Session(sys.argv[1]); "
+         "print('ready', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        code, out, err = run_cli([*SPEND, "--url", f"chdb://{path}"])
+        assert code == 1 and out == ""
+        assert len(err.strip().splitlines()) == 1 and "spanledger report: error:" in err
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)

@@ -101,7 +101,7 @@ def test_week_over_week_flags_threefold_growth_at_greater_or_equal() -> None:
             DailyRow(dt.date(2026, 10, 14), "chat", Decimal("2.99")),   # x2.99: not flagged
             DailyRow(dt.date(2026, 10, 9), "", Decimal("0.50"))]        # new spend: flagged
     html = week_over_week(rows, end)
-    assert "10-01...10-07" in html and "10-08...10-14" in html
+    assert "10-01 – 10-07" in html and "10-08 – 10-14" in html
     assert '<tr class="warn"><td>rag</td><td class="n">$1.00</td><td class="n">$3.00</td>' in html
     assert '<tr><td>chat</td><td class="n">$1.00</td><td class="n">$2.99</td>' in html
     assert '<tr class="warn"><td>(unattributed)</td>' in html and ">new<" in html

@@ -23,7 +23,7 @@ from spanledger.reports.period import Period, parse_date, resolve_period
 from spanledger.reports.queries import DIMENSIONS, parse_dimensions
 from spanledger.reports.spend import MODELS
 from spanledger.reports.tabular import Report
-from spanledger.store.base import Store, StoreError
+from spanledger.store.base import Store
 
 T = TypeVar("T")
 
@@ -141,21 +141,16 @@ def _run_focus(args: argparse.Namespace) -> int:
         raise UsageError(f"--format focus exports actual cost per day at full detail; "
                          f"{', '.join(ignored)} do not apply")
     period = _period(args)
-    try:
-        report = _with_store(args.url, lambda s: build_focus_report(s, period, args.env))
-    except StoreError as exc:
-        return _store_failed(exc)
+    report = _with_store(args.url, lambda s: build_focus_report(s, period, args.env))
     _emit(render(report, "csv"), args.output)
     return 0
 
 
 def _with_store(url: str | None, work: Callable[[Store], T]) -> T:
-    from spanledger.store import StoreUrlError, open_store
+    """Run ``work`` on the store, read-only; store errors go to cli.main (one line, exit 1/2)."""
+    from spanledger.store import open_store
 
-    try:
-        store = open_store(url, read_only=True)
-    except StoreUrlError as exc:
-        raise UsageError(f"--url: {exc}") from None
+    store = open_store(url, read_only=True)
     try:
         return work(store)
     finally:
@@ -171,11 +166,6 @@ def _emit(text: str, output: str | None) -> None:
         print(f"wrote {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-
-
-def _store_failed(exc: StoreError) -> int:
-    print(f"spanledger report: store error: {exc}", file=sys.stderr)
-    return 1
 
 
 def run_spend(args: argparse.Namespace) -> int:
@@ -209,10 +199,7 @@ def run_spend(args: argparse.Namespace) -> int:
         budgets=load_budgets(args.budgets, dims) if args.budgets else None,
     )
     opts.validate()
-    try:
-        report = _with_store(args.url, lambda s: build_spend_report(s, opts))
-    except StoreError as exc:
-        return _store_failed(exc)
+    report = _with_store(args.url, lambda s: build_spend_report(s, opts))
     _emit(render(report, args.format), args.output)
     return 0
 
@@ -231,10 +218,7 @@ def run_traces(args: argparse.Namespace) -> int:
     def work(store: Store) -> Report:
         return build_traces_report(store, period, args.top, feature, args.env)
 
-    try:
-        report = _with_store(args.url, work)
-    except StoreError as exc:
-        return _store_failed(exc)
+    report = _with_store(args.url, work)
     _emit(render(report, args.format), args.output)
     return 0
 
@@ -252,10 +236,7 @@ def run_html(args: argparse.Namespace) -> int:
     elif args.by:
         raise UsageError("--by applies with --budgets only")
     output = Path(args.output or f"spanledger-report-{period.label.replace('..', '_')}.html")
-    try:
-        path = _with_store(args.url, lambda s: write_html_report(
-            s, output, period, budgets=budgets, env=args.env, top=args.top))
-    except StoreError as exc:
-        return _store_failed(exc)
+    path = _with_store(args.url, lambda s: write_html_report(
+        s, output, period, budgets=budgets, env=args.env, top=args.top))
     print(path)
     return 0

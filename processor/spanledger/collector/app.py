@@ -59,7 +59,8 @@ class Collector:
         cfg = self.config
         assert self.store is not None
         if embedded:
-            self.store_path = getattr(self.store, "path", None) or parse_url(cfg.clickhouse.url).path
+            self.store_path = (getattr(self.store, "path", None)
+                               or parse_url(cfg.clickhouse.url).path)
         spool_dir = cfg.spool.dir or (str(Path(self.store_path) / "spool") if self.store_path
                                       else "./spanledger-spool")
         mb = 1024 * 1024

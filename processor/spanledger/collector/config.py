@@ -125,8 +125,8 @@ def load_config(path: str | Path | None) -> CollectorConfig:
             _load_http(otlp, cfg.http)
     if (auth := _section(root, "auth")) is not None:
         auth.check_keys({"bearer_token", "bearer_token_env"})
-        cfg.bearer_token = auth.get_str("bearer_token")
-        env = auth.get_str("bearer_token_env")
+        cfg.bearer_token = _str(auth, "bearer_token")
+        env = _str(auth, "bearer_token_env")
         if env and not cfg.bearer_token:
             cfg.bearer_token = os.environ.get(env) or None
     if (procs := _section(root, "processors")) is not None:
@@ -134,7 +134,7 @@ def load_config(path: str | Path | None) -> CollectorConfig:
         if (p := _section(procs, "pricing")) is not None:
             p.check_keys({"enabled", "prices"})
             cfg.pricing.enabled = bool(p.get_bool("enabled", True))
-            prices = p.get_str("prices")
+            prices = _str(p, "prices")
             if prices:
                 cfg.pricing.prices = str(_relative(cfg.source, prices))
         if (b := _section(procs, "batch")) is not None:
@@ -146,23 +146,23 @@ def load_config(path: str | Path | None) -> CollectorConfig:
         exps.check_keys({"clickhouse"})
         if (ch := _section(exps, "clickhouse")) is not None:
             ch.check_keys({"url", "migrate"})
-            cfg.clickhouse.url = ch.get_str("url")
+            cfg.clickhouse.url = _str(ch, "url")
             cfg.clickhouse.migrate = bool(ch.get_bool("migrate", True))
     if (spool := _section(root, "spool")) is not None:
         spool.check_keys({"dir", "max_mb", "segment_mb"})
-        d = spool.get_str("dir")
+        d = _str(spool, "dir")
         cfg.spool.dir = str(_relative(cfg.source, d)) if d else None
         cfg.spool.max_mb = _int(spool, "max_mb", cfg.spool.max_mb, 1)
         cfg.spool.segment_mb = _int(spool, "segment_mb", cfg.spool.segment_mb, 1)
     if (sql := _section(root, "sql_http")) is not None:
         sql.check_keys({"enabled", "host", "port"})
-        cfg.sql_http.enabled = sql.get_bool("enabled")
+        cfg.sql_http.enabled = sql.get_bool("enabled") if _set(sql, "enabled") else None
         cfg.sql_http.host = sql.get_str("host", cfg.sql_http.host) or cfg.sql_http.host
         cfg.sql_http.port = _port(sql, "port", cfg.sql_http.port)
     if (tel := _section(root, "telemetry")) is not None:
         tel.check_keys({"host", "port"})
         cfg.telemetry.host = tel.get_str("host", cfg.telemetry.host) or cfg.telemetry.host
-        if tel.has("port") and tel.get_str("port") is not None:
+        if _set(tel, "port"):
             cfg.telemetry.port = _port(tel, "port", 0)
     return cfg
 
@@ -196,6 +196,15 @@ def _load_http(otlp: Node, http: HttpReceiver) -> None:
 def _is_null(node: Node) -> bool:
     raw = node._node  # a bare `key:` is a null scalar: "use the defaults"
     return getattr(raw, "tag", "").endswith(":null")
+
+
+def _set(node: Node, key: str) -> bool:
+    """The key is present with a value (``key:`` alone means "the default")."""
+    return node.has(key) and not _is_null(node.child(key))
+
+
+def _str(node: Node, key: str) -> str | None:
+    return node.get_str(key) if _set(node, key) else None
 
 
 def _section(parent: Node, key: str) -> Node | None:

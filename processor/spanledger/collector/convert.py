@@ -88,19 +88,9 @@ def _raw(value: Any) -> Any:
         return {kv.key: _raw(kv.value) for kv in v.values}
     if name == "bytes_value":
         return base64.b64encode(v).decode()
-    if name == "double_value":
-        return _GoFloat(v)
+    if name == "double_value" and v.is_integer() and abs(v) < 1e21:
+        return int(v)  # Go's encoding/json writes 1.0 as 1
     return v
-
-
-class _GoFloat(float):
-    """A float that json.dumps renders like Go's encoding/json."""
-
-    def __repr__(self) -> str:
-        f = float(self)
-        if f == int(f) and abs(f) < 1e21:
-            return str(int(f))
-        return repr(f)
 
 
 def _json(obj: Any) -> str:
@@ -195,7 +185,8 @@ class Columns:
         attr_off, attr_k, attr_v = self.attr_off, self.attr_k, self.attr_v
         duration, status, status_msg = self.duration, self.status, self.status_msg
         ev_ts, ev_name, ev_attrs = self.ev_ts, self.ev_name, self.ev_attrs
-        ln_trace, ln_span, ln_state, ln_attrs = self.ln_trace, self.ln_span, self.ln_state, self.ln_attrs
+        ln_trace, ln_span = self.ln_trace, self.ln_span
+        ln_state, ln_attrs = self.ln_state, self.ln_attrs
         empty: list[Any] = []
         for rs in request.resource_spans:
             rattrs = attrs_dict(rs.resource.attributes)
@@ -298,7 +289,8 @@ class Columns:
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
-def to_table(requests: Iterable[ExportTraceServiceRequest], enrich: Enricher | None = None) -> pa.Table:
+def to_table(requests: Iterable[ExportTraceServiceRequest],
+             enrich: Enricher | None = None) -> pa.Table:
     """All spans of ``requests`` as one ``otel_traces`` table (duplicates dropped)."""
     cols = Columns()
     for request in requests:

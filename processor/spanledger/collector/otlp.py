@@ -71,7 +71,8 @@ def parse_json(body: bytes) -> Accepted:
         raise BadRequest("malformed OTLP JSON: the body must be an object with resourceSpans")
     try:
         _hex_ids_to_base64(doc)
-        request = json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+        request = json_format.ParseDict(doc, ExportTraceServiceRequest(),
+                                        ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
         raise BadRequest(f"malformed OTLP JSON: {exc}") from None
     return validate(request, None)

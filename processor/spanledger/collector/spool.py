@@ -94,6 +94,7 @@ class Spool:
         self._synced = 0
         self._next_id = 1
         self._closed = False
+        self._refusing = False
         self.appended_spans = 0
 
     # -- start -------------------------------------------------------------
@@ -138,6 +139,7 @@ class Spool:
             if self._closed:
                 raise SpoolClosed("the collector is shutting down")
             if self._total + len(record) > self.max_bytes and self._total > 0:
+                self._refusing = True
                 raise SpoolFull(
                     f"spool holds {self._total // 1_000_000} MB waiting for storage "
                     f"(limit {self.max_bytes // 1_000_000} MB)"
@@ -229,6 +231,7 @@ class Spool:
             except ValueError:
                 return
             self._total -= seg.size
+            self._refusing = False
         seg.path.unlink(missing_ok=True)
 
     # -- state ---------------------------------------------------------------
@@ -248,7 +251,8 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        return self._total >= self.max_bytes
+        """True since a request was refused for space, until a segment is written."""
+        return self._refusing
 
     def close_intake(self) -> None:
         """No more appends; seal what is open so the writer can flush it."""

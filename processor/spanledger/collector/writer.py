@@ -31,8 +31,7 @@ import pyarrow as pa
 
 from spanledger.collector import stages
 from spanledger.collector.metrics import Metrics
-from spanledger.collector.spool import Segment, Spool
-from spanledger.collector.spool import ARROW_SUFFIX
+from spanledger.collector.spool import ARROW_SUFFIX, Segment, Spool
 from spanledger.store.base import Store, StoreUnavailable, columns_of
 
 log = logging.getLogger(__name__)
@@ -181,7 +180,7 @@ class Writer:
 
     def _insert(self, job: _Job) -> None:
         if self._fault and Path(self._fault).exists():
-            raise StoreUnavailable("fault injected: storage is down (SPANLEDGER_COLLECTOR_FAULT_FILE)")
+            raise StoreUnavailable(f"fault injected: storage is down ({FAULT_ENV})")
         assert job.table is not None
         if job.table.num_rows == 0:
             return

@@ -97,6 +97,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
     cfg.telemetry.port = 0
     cfg.pricing.prices = str(demo_prices_file())
     cfg.batch.workers = 1  # two cores: the services need the other one
+    cfg.batch.timeout_ms = 3000
     anchor_ns = time.time_ns()
     plans = build_plan(opts.calls, opts.days, opts.seed, anchor_ns)
     planned_calls = sum(p.provider_calls for p in plans)
@@ -203,8 +204,8 @@ def _run_workers(opts: DemoOptions, anchor_ns: int, endpoint: str, planned_calls
     bad = [p for p in procs if p.exitcode != 0 or not counters[
         procs.index(p) * len(COUNTERS) + COUNTERS.index("done")]]
     if bad:
-        raise RuntimeError(f"demo worker(s) failed: {', '.join(f'{p.name} exit {p.exitcode}' for p in bad)}"
-                           " (see the traceback above)")
+        which = ", ".join(f"{p.name} exit {p.exitcode}" for p in bad)
+        raise RuntimeError(f"demo worker(s) failed: {which} (see the traceback above)")
     return counters, progress
 
 

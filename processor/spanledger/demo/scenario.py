@@ -238,14 +238,17 @@ def build_plan(calls: int, days: int, seed: int, anchor_ns: int) -> list[TracePl
     day_weights = [_day_weight(first_day_ns + d * DAY_NS, d, days) for d in range(days)]
     plans: list[TracePlan] = []
     total = 0
+    uncovered = iter(range(days))
 
     def add(feature: Feature, steps: tuple[Step, ...], agent: str | None, root: str,
             day: int | None = None, runaway: bool = False) -> None:
         nonlocal total
         index = len(plans)
         if day is None:
-            # the first `days` traces cover every day once, so short runs still span the window
-            day = index if index < days else r.choices(range(days), day_weights)[0]
+            # the first traces cover every day once, so short runs still span the window
+            day = next(uncovered, None)
+            if day is None:
+                day = r.choices(range(days), day_weights)[0]
         # Calendar days (UTC) ending today: day 0 is the oldest; today's traces stay before
         # the anchor (now), so a report of the current month right after the demo shows them.
         day_ns = first_day_ns + day * DAY_NS

@@ -95,7 +95,7 @@ class DemoServices:
                                                                     attributes=attrs):
             messages: list[dict[str, Any]] = [
                 {"role": "system", "content": f"You help with {plan.feature or 'batch jobs'}."},
-                {"role": "user", "content": "Please help with request #%d." % plan.index},
+                {"role": "user", "content": f"Please help with request #{plan.index}."},
             ]
             for step in plan.steps:
                 if isinstance(step, Chat):

@@ -50,9 +50,10 @@ __all__ = ["CostSpanProcessor", "ProcessorStats"]
 logger = logging.getLogger("spanledger.processor")
 
 _EMPTY: dict[str, Any] = {}
-_current_context = context_api.get_current
-#: where a span's effective attribution rides on the SDK Span object, for its children
-_ATTR_SLOT = "_spanledger"
+# The current context, one C call away (the API function adds two Python frames).
+_runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
+_current_context = getattr(getattr(_runtime, "_current_context", None), "get", None) or (
+    context_api.get_current)
 _BAG_CACHE_MAX = 512
 
 
@@ -138,9 +139,11 @@ class CostSpanProcessor(SpanProcessor):
         self.require: tuple[str, ...] = tuple(require or ())
         self._require_attrs = tuple(sc.attribution_attr(k) for k in self.require)
         self.traces = TraceTable(max_traces=max_traces, max_age_s=max_age_s)
-        self._pending = PendingRollups(max_entries=max(10 * max_traces, 1000))
-        self.stats = ProcessorStats()
         self._lock = threading.Lock()
+        self._pending = PendingRollups(max_entries=max(10 * max_traces, 1000), lock=self._lock)
+        self._pending_items = self._pending.items
+        self._last_bag: tuple[object, dict[str, Any]] = (object(), _EMPTY)
+        self.stats = ProcessorStats()
         self._bag_cache: dict[int, tuple[object, dict[str, Any]]] = {}
         self._logged: set[object] = set()
 
@@ -152,26 +155,21 @@ class CostSpanProcessor(SpanProcessor):
             ctx = parent_context if parent_context is not None else _current_context()
             bag = ctx.get(_BAGGAGE_KEY)
             if bag:
-                hit = self._bag_cache.get(id(bag))
-                own = hit[1] if hit is not None and hit[0] is bag else self._from_baggage(bag)
+                last = self._last_bag  # (baggage dict, its attribution): a one-entry cache
+                if last[0] is bag:
+                    own = last[1]
+                else:
+                    hit = self._bag_cache.get(id(bag))
+                    own = hit[1] if hit is not None and hit[0] is bag else self._from_baggage(bag)
+                    self._last_bag = (bag, own)
             else:
                 own = _EMPTY
-            parent = span._parent
-            local_root = parent is None or parent.is_remote
-            if len(own) < self._nkeys:
-                # Baggage lost or partial: the parent span in the context first (its
-                # attribution rides on the span object), then the trace's local root.
-                inherited = getattr(ctx.get(_SPAN_KEY), _ATTR_SLOT, None)
-                if inherited is None and not local_root:
-                    state = self.traces.get(span._context.trace_id)
-                    if state is not None:
-                        inherited = state.root
-                if inherited and inherited is not own:
-                    own = {**inherited, **own} if own else inherited
+            if not own:
+                own = self._inherit(ctx, span)
             if own:
-                if local_root:
+                parent = span._parent
+                if parent is None or parent.is_remote:  # a local root: remember for fallback
                     self.traces.create(span._context.trace_id, own, span._start_time or 0)
-                span._spanledger = own  # type: ignore[attr-defined]  # read by children (above)
                 attrs = span._attributes
                 if type(attrs) is BoundedAttributes and (
                     attrs.maxlen is None or len(attrs._dict) + len(own) <= attrs.maxlen
@@ -183,6 +181,25 @@ class CostSpanProcessor(SpanProcessor):
         except Exception:  # never break the caller's span
             self._failed("on_start")
         self._next_on_start(span, parent_context=parent_context)
+
+    def _inherit(self, ctx: context_api.Context, span: Span) -> dict[str, Any]:
+        """Attribution for a span whose context carries no attribution baggage.
+
+        First the parent span in the context (a thread pool or callback handed
+        the span over but not the context): its ``spanledger.*`` attributes.
+        Then the trace's local root, for contexts that carry only a SpanContext.
+        """
+        parent_attrs = getattr(getattr(ctx.get(_SPAN_KEY), "_attributes", None), "_dict", None)
+        if parent_attrs:
+            inherited = {attr: parent_attrs[attr] for _, attr in self._keys if attr in parent_attrs}
+            if inherited:
+                return inherited
+        parent = span._parent
+        if parent is not None and not parent.is_remote:
+            state = self.traces.get(span._context.trace_id)
+            if state is not None:
+                return state.root
+        return _EMPTY
 
     def _from_baggage(self, bag: Any) -> dict[str, Any]:
         own: dict[str, Any] = {}
@@ -206,7 +223,8 @@ class CostSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         out = span
         try:
-            pending = self._pending.pop(span._context.span_id) if self._pending.items else None
+            pending_items = self._pending_items
+            pending = pending_items.pop(span._context.span_id, None) if pending_items else None
             attrs = span._attributes
             raw = attrs._dict if type(attrs) is BoundedAttributes else (attrs or _EMPTY)
             if pending is not None or not raw.keys().isdisjoint(self._triggers):
@@ -233,26 +251,30 @@ class CostSpanProcessor(SpanProcessor):
             return self._copy(span, merged)
         if price is None:
             return span
-        merged = dict(raw)
-        merged.update(price.attributes())
+        merged = {**raw, **price.attributes()}
         cost = price.cost
         if price.status == sc.STATUS_PRICED and cost is not None:
             total = cost.total
             trace_id = span._context.trace_id
+            end_ns = span._end_time or 0
             table = self.traces
             state = table.get(trace_id)
             if state is None:  # a root without attribution, or evicted
-                state = table.create(trace_id, _EMPTY, span._end_time or 0)
-            with self._lock:
+                state = table.create(trace_id, _EMPTY, end_ns)
+            local_parent = parent is not None and not parent.is_remote
+            with self._lock:  # one lock for the running total and the parent's rollup
                 state.step += 1
                 state.cost += total
                 step = state.step
                 to_date = state.cost
-            table.touch(trace_id, state, span._end_time or 0)
+                if local_parent:
+                    items = self._pending.items
+                    items[parent.span_id] = items.get(parent.span_id, ZERO) + total
+            table.touch(trace_id, state, end_ns)
             merged[sc.STEP] = step
             merged[sc.TRACE_COST_TO_DATE] = float(to_date)
-            if parent is not None and not parent.is_remote:
-                self._pending.add(parent.span_id, total)
+            if local_parent and len(self._pending.items) > self._pending.max_entries:
+                self._pending.trim()
             if self._require_attrs:
                 self._check_required(raw, total, span)
         elif self._require_attrs and price.status == sc.STATUS_UNPRICED:

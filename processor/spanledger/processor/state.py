@@ -108,10 +108,11 @@ class PendingRollups:
 
     __slots__ = ("_lock", "dropped", "items", "max_entries")
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    def __init__(self, max_entries: int = 100_000, lock: threading.Lock | None = None) -> None:
         self.items: dict[int, Decimal] = {}
         self.max_entries = max_entries
-        self._lock = threading.Lock()
+        #: shared with the processor, which updates ``items`` under it together with step totals
+        self._lock = lock or threading.Lock()
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -121,6 +122,13 @@ class PendingRollups:
         with self._lock:
             items = self.items
             items[span_id] = items.get(span_id, Decimal(0)) + amount
+        if len(self.items) > self.max_entries:
+            self.trim()
+
+    def trim(self) -> None:
+        """Drop the oldest entries beyond the bound."""
+        with self._lock:
+            items = self.items
             while len(items) > self.max_entries:
                 del items[next(iter(items))]
                 self.dropped += 1

@@ -203,8 +203,8 @@ def week_over_week(daily: list[DailyRow], end: dt.date) -> str:
         cls = ' class="warn"' if hot else ""
         body.append(f"<tr{cls}><td>{escape(k)}</td><td class=\"n\">{svg.usd_label(p)}</td>"
                     f"<td class=\"n\">{svg.usd_label(c)}</td><td class=\"n\">{change}</td></tr>")
-    return (f"<table><thead><tr><th>feature</th><th class=\"n\">{prev_start:%m-%d}..."
-            f"{this_start - dt.timedelta(days=1):%m-%d}</th><th class=\"n\">{this_start:%m-%d}..."
+    return (f"<table><thead><tr><th>feature</th><th class=\"n\">{prev_start:%m-%d} – "
+            f"{this_start - dt.timedelta(days=1):%m-%d}</th><th class=\"n\">{this_start:%m-%d} – "
             f"{end:%m-%d}</th><th class=\"n\">change</th></tr></thead><tbody>{''.join(body)}"
             f"</tbody></table><p class=\"note\">Red: {ANOMALY_RATIO:f}x the week before or more, "
             "or spend where there was none: usually a bug or an agent loop.</p>")

@@ -185,10 +185,12 @@ class HttpServer:
                 if count is not None:  # refused before reaching Intake.handle
                     count.metrics.inc("requests_total")
                     count.refuse(refusal, message)
-                extra = {"Retry-After": str(RETRY_AFTER_S)} if refusal is Refusal.UNAVAILABLE else None
+                extra = ({"Retry-After": str(RETRY_AFTER_S)}
+                         if refusal is Refusal.UNAVAILABLE else None)
                 status = otlp.rpc_status(_STATUS[refusal], message)
                 if json_body:
-                    self._send(_STATUS[refusal], otlp.status_json(status), "application/json", extra)
+                    self._send(_STATUS[refusal], otlp.status_json(status), "application/json",
+                               extra)
                 else:
                     self._send(_STATUS[refusal], status.SerializeToString(),
                                "application/x-protobuf", extra)
