@@ -245,12 +245,15 @@ def bench_rotel(args: argparse.Namespace) -> dict[str, float] | str:
         return "rotel-agent not installed (pip install --pre rotel did not provide it)"
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    port = ports[0]
     proc = subprocess.Popen([exe, "start", "--exporter", "blackhole",
                              "--otlp-grpc-endpoint", f"127.0.0.1:{port}",
-                             "--otlp-http-endpoint", "127.0.0.1:0"],
+                             "--otlp-http-endpoint", f"127.0.0.1:{ports[1]}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.5)
     try:

@@ -137,7 +137,8 @@ def main() -> None:
     finally:
         context.detach(token)
     targets = {"plain": 1.10, "genai": 1.30}
-    print(f"{'spans':<8}{'bare SDK us/span':>18}{'+CostSpanProcessor':>20}{'ratio':>8}{'target':>8}")
+    print(f"{'spans':<8}{'bare SDK us/span':>18}{'+CostSpanProcessor':>20}"
+          f"{'ratio':>8}{'target':>8}")
     for label, r in results.items():
         ratio = r["cost"] / r["bare"]
         ok = "ok" if ratio <= targets[label] else "MISS"

@@ -66,3 +66,18 @@ def test_documented_config_loads_and_typos_name_file_line_key(tmp_path: Path) ->
     bad.write_text("spool:\n  max_mb: lots\n")
     with pytest.raises(ConfigError, match=r"c\.yaml:2: spool\.max_mb: expected a whole number"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--grpc-port", "70000"], "--grpc-port must be a TCP port"),
+    (["--url", "ftp://nowhere"], "is neither chdb://PATH"),
+    (["--config", "/nonexistent/collector.yaml"], "collector.yaml: file not found"),
+])
+def test_cli_usage_errors_exit_2(args: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "spanledger", "collector", *args],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("spanledger collector: error: ") and message in proc.stderr

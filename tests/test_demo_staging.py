@@ -41,14 +41,16 @@ models:
 """
 
 
-def _pipeline(tmp_path: Path) -> tuple[TracerProvider, InMemorySpanExporter]:
+def _pipeline(tmp_path: Path) -> tuple[TracerProvider, StagingSpanProcessor,
+                                        InMemorySpanExporter]:
     prices = tmp_path / "prices.yaml"
     prices.write_text(PRICES)
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "worker"}))
-    provider.add_span_processor(StagingSpanProcessor(
-        CostSpanProcessor(SimpleSpanProcessor(exporter), prices=str(prices))))
-    return provider, exporter
+    staging = StagingSpanProcessor(
+        CostSpanProcessor(SimpleSpanProcessor(exporter), prices=str(prices)))
+    provider.add_span_processor(staging)
+    return provider, staging, exporter
 
 
 def _ns(day: dt.datetime) -> int:
@@ -57,7 +59,7 @@ def _ns(day: dt.datetime) -> int:
 
 def test_staged_trace_is_shifted_resourced_and_priced_at_its_backdated_time(
         tmp_path: Path) -> None:
-    provider, exporter = _pipeline(tmp_path)
+    provider, _, exporter = _pipeline(tmp_path)
     tracer = provider.get_tracer("t")
     target = _ns(dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC))  # old price in force
     resource = Resource.create({"service.name": "billing-api"})
@@ -84,10 +86,8 @@ def test_staged_trace_is_shifted_resourced_and_priced_at_its_backdated_time(
 
 
 def test_unstaged_spans_pass_through_and_state_is_released(tmp_path: Path) -> None:
-    provider, exporter = _pipeline(tmp_path)
+    provider, staging, exporter = _pipeline(tmp_path)
     tracer = provider.get_tracer("t")
-    staging = provider._active_span_processor._span_processors[0]
-    assert isinstance(staging, StagingSpanProcessor)
     with staged(Stage(DAY_NS, Resource.create({"service.name": "x"}))), \
             tracer.start_as_current_span("old"):
         pass

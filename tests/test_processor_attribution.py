@@ -33,7 +33,8 @@ def test_nesting_overrides_and_none_keeps_outer() -> None:
     cap = capture()
     tracer = cap.tracer()
     with spanledger.attribute(team="search", feature="answers", user="u1"):
-        with spanledger.attribute(feature="rerank", user=None), tracer.start_as_current_span("inner"):
+        with spanledger.attribute(feature="rerank", user=None), \
+                tracer.start_as_current_span("inner"):
             pass
         with tracer.start_as_current_span("after"):
             pass
@@ -126,13 +127,13 @@ def test_falls_back_to_trace_root_when_only_a_span_context_is_passed() -> None:
     cap = capture()
     tracer = cap.tracer()
     with spanledger.attribute(team="search", feature="answers"), \
-            tracer.start_as_current_span("root"):
-        with spanledger.attribute(feature="rerank"), tracer.start_as_current_span("stage") as stage:
-            bare = trace.set_span_in_context(trace.NonRecordingSpan(stage.get_span_context()),
-                                             context.Context())
-            t = threading.Thread(target=lambda: tracer.start_span("callback", context=bare).end())
-            t.start()
-            t.join(5)
+            tracer.start_as_current_span("root"), spanledger.attribute(feature="rerank"), \
+            tracer.start_as_current_span("stage") as stage:
+        bare = trace.set_span_in_context(trace.NonRecordingSpan(stage.get_span_context()),
+                                         context.Context())
+        t = threading.Thread(target=lambda: tracer.start_span("callback", context=bare).end())
+        t.start()
+        t.join(5)
     callback = cap.one("callback")
     assert callback.parent is not None
     assert callback.parent.span_id == stage.get_span_context().span_id

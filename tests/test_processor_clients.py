@@ -24,6 +24,10 @@ import openai
 import pytest
 import requests
 from opentelemetry import propagate, trace
+
+import spanledger
+from spanledger import semconv as sc
+from spanledger.demo.stub_provider import AnthropicUsage, ChatUsage, StubProvider
 from support.processor import (
     TOLERANCE,
     Capture,
@@ -34,10 +38,6 @@ from support.processor import (
     expected_cost,
     instrumented,
 )
-
-import spanledger
-from spanledger import semconv as sc
-from spanledger.demo.stub_provider import AnthropicUsage, ChatUsage, StubProvider
 
 CHAT = ChatUsage(prompt_tokens=1200, completion_tokens=300, cached_tokens=1024, reasoning_tokens=0)
 CLAUDE = AnthropicUsage(input_tokens=150, output_tokens=80, cache_read_input_tokens=2000,
@@ -150,7 +150,8 @@ def run_agent(client: openai.OpenAI, tracer: trace.Tracer, pool: ThreadPoolExecu
 
 def execute_tool(tracer: trace.Tracer, parent: trace.Span, name: str) -> str:
     with tracer.start_as_current_span(f"execute_tool {name}", context=trace.set_span_in_context(
-            parent), attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}):
+            parent), attributes={"gen_ai.operation.name": "execute_tool",
+                                 "gen_ai.tool.name": name}):
         return json.dumps({"answer": 42})
 
 
@@ -178,14 +179,14 @@ def check_agent_trace(cap: Capture, agent: Any, want_attr: dict[str, str]) -> No
 def test_agent_in_thread_pool_inherits_attribution(stub: StubProvider, cap: Capture) -> None:
     tracer = cap.tracer("agent")
     client = oai(stub)
-    with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=2) as tools:
-        with spanledger.attribute(team="agents", feature="helper", customer="acme"), \
-                tracer.start_as_current_span("POST /ask") as root:
-            # The whole agent runs on a pool thread from the bare parent span: no baggage there.
-            def in_pool() -> str:
-                with trace.use_span(root, end_on_exit=False):
-                    return run_agent(client, tracer, tools)
-            assert "stub" in pool.submit(in_pool).result()
+    with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=2) as tools, \
+            spanledger.attribute(team="agents", feature="helper", customer="acme"), \
+            tracer.start_as_current_span("POST /ask") as root:
+        # The whole agent runs on a pool thread from the bare parent span: no baggage there.
+        def in_pool() -> str:
+            with trace.use_span(root, end_on_exit=False):
+                return run_agent(client, tracer, tools)
+        assert "stub" in pool.submit(in_pool).result()
     check_agent_trace(cap, cap.one("invoke_agent helper"),
                       {"team": "agents", "feature": "helper", "customer": "acme"})
 
@@ -231,7 +232,7 @@ class _Downstream(BaseHTTPRequestHandler):
 
     server: Any
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:

@@ -14,14 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import baggage, trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
-from support.processor import assert_cost, capture, cost_of, expected_cost, shared_catalog
 
 import spanledger
 from spanledger import semconv as sc
 from spanledger.pricing.catalog import PriceCatalog
+from support.processor import assert_cost, capture, cost_of, expected_cost, shared_catalog
 
 MODEL = "gpt-4o-mini-2024-07-18"
 
@@ -45,7 +45,8 @@ def chat_attrs(model: str = MODEL, provider: str = "openai", inp: int = 1000, ou
 
 
 def llm_call(tracer: trace.Tracer, name: str, **kw: Any) -> None:
-    with tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT, attributes=chat_attrs(**kw)):
+    with tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT,
+                                      attributes=chat_attrs(**kw)):
         pass
 
 
@@ -106,16 +107,15 @@ def test_genai_span_without_usage_is_no_usage() -> None:
 def test_agent_is_aggregate_and_trace_is_not_double_counted() -> None:
     cap = capture()
     tracer = cap.tracer()
-    with spanledger.attribute(team="agents"):
-        # The agent span reports the summed usage of its steps, as frameworks do.
-        with tracer.start_as_current_span("invoke_agent helper", attributes=chat_attrs(
-                op="invoke_agent", inp=3000, out=600)):
-            llm_call(tracer, "chat 1", inp=1000, out=200)
-            with tracer.start_as_current_span("execute_tool lookup", attributes={
-                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"}), \
-                    tracer.start_as_current_span("GET /lookup"):  # a plain span in between
-                llm_call(tracer, "chat in tool", inp=500, out=100)
-            llm_call(tracer, "chat 2", inp=1500, out=300, cache_read=1000)
+    # The agent span reports the summed usage of its steps, as frameworks do.
+    with spanledger.attribute(team="agents"), tracer.start_as_current_span(
+            "invoke_agent helper", attributes=chat_attrs(op="invoke_agent", inp=3000, out=600)):
+        llm_call(tracer, "chat 1", inp=1000, out=200)
+        with tracer.start_as_current_span("execute_tool lookup", attributes={
+                "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"}), \
+                tracer.start_as_current_span("GET /lookup"):  # a plain span in between
+            llm_call(tracer, "chat in tool", inp=500, out=100)
+        llm_call(tracer, "chat 2", inp=1500, out=300, cache_read=1000)
     c1 = expected_cost(MODEL, "openai", input_tokens=1000, output_tokens=200)
     c_tool = expected_cost(MODEL, "openai", input_tokens=500, output_tokens=100)
     c2 = expected_cost(MODEL, "openai", input_tokens=1500, output_tokens=300, cache_read=1000)
@@ -135,9 +135,11 @@ def test_agent_is_aggregate_and_trace_is_not_double_counted() -> None:
     total = sum((cost_of(s) or Decimal(0)) for s in cap.spans())
     assert abs(total - (c1 + c_tool + c2)) <= Decimal("1e-9")
     # steps in end order, running totals
-    steps = sorted(((s.attributes or {})[sc.STEP], s.name, (s.attributes or {})[sc.TRACE_COST_TO_DATE])
+    steps = sorted(((s.attributes or {})[sc.STEP], s.name,
+                    (s.attributes or {})[sc.TRACE_COST_TO_DATE])
                    for s in cap.spans() if sc.STEP in (s.attributes or {}))
-    assert [(st, name) for st, name, _ in steps] == [(1, "chat 1"), (2, "chat in tool"), (3, "chat 2")]
+    assert [(st, name) for st, name, _ in steps] == [
+        (1, "chat 1"), (2, "chat in tool"), (3, "chat 2")]
     assert abs(Decimal(repr(steps[-1][2])) - (c1 + c_tool + c2)) <= Decimal("1e-9")
     assert abs(Decimal(repr(steps[0][2])) - c1) <= Decimal("1e-9")
 
@@ -228,7 +230,8 @@ class ExplodingCatalog:
     def note_unpriced(self, *args: Any) -> None: ...
 
 
-def test_exception_in_enrichment_exports_the_original_span(caplog: pytest.LogCaptureFixture) -> None:
+def test_exception_in_enrichment_exports_the_original_span(
+        caplog: pytest.LogCaptureFixture) -> None:
     cap = capture(catalog=ExplodingCatalog())
     with caplog.at_level(logging.ERROR, logger="spanledger.processor"), \
             spanledger.attribute(team="a"):
@@ -247,20 +250,31 @@ def test_exception_in_enrichment_exports_the_original_span(caplog: pytest.LogCap
 def test_trace_state_is_bounded_by_count_and_age() -> None:
     cap = capture(max_traces=3, max_age_s=60)
     tracer = cap.tracer()
+    leaked = []
     with spanledger.attribute(team="leaky"):
-        leaked = [tracer.start_span(f"never-ends-{i}") for i in range(10)]  # e.g. leaked spans
-    assert len(cap.processor.traces) == 3
-    assert cap.processor.traces.evicted == 7
+        for i in range(10):  # traces whose root never ends (a leaked span), one priced call each
+            root = tracer.start_span(f"never-ends-{i}")
+            leaked.append(root)
+            with tracer.start_as_current_span("chat", context=trace.set_span_in_context(root),
+                                              attributes=chat_attrs()):
+                pass
+    proc = cap.processor
+    assert len(proc.traces) == 3 and proc.traces.evicted == 7
+    assert len(proc.roots) <= 3
+    assert len(proc._pending) <= 1000  # rollups waiting for the never-ending roots: capped
     # age: a trace idle longer than max_age_s goes when a new one arrives
     cap2 = capture(max_traces=100, max_age_s=60)
-    with spanledger.attribute(team="leaky"):
-        old = cap2.tracer().start_span("old", start_time=time.time_ns() - 120 * 10**9)
-        assert len(cap2.processor.traces) == 1
-        fresh = cap2.tracer().start_span("fresh")
+    t2 = cap2.tracer()
+    long_ago = time.time_ns() - 120 * 10**9
+    t2.start_span("old", start_time=long_ago, attributes=chat_attrs()).end(end_time=long_ago + 1000)
+    assert len(cap2.processor.traces) == 1
+    llm_call(t2, "fresh")
     assert len(cap2.processor.traces) == 1 and cap2.processor.traces.evicted == 1
-    for span in [*leaked, old, fresh]:
+    for span in leaked:
         span.end()  # ending a span of an evicted trace still exports it
-    assert len(cap.spans()) == 10 and len(cap2.spans()) == 2
+    assert len(cap.named("chat")) == 10 and len(cap.spans()) == 20 and len(cap2.spans()) == 2
+    # an evicted trace restarts its step count instead of failing
+    assert all((s.attributes or {})[sc.STEP] == 1 for s in cap.named("chat"))
 
 
 def test_require_policy_logs_and_counts_but_never_drops(caplog: pytest.LogCaptureFixture) -> None:
@@ -278,3 +292,21 @@ def test_require_policy_logs_and_counts_but_never_drops(caplog: pytest.LogCaptur
             + expected_cost(MODEL, "openai", input_tokens=10, output_tokens=1))
     assert abs(stats.unattributed_cost - want) <= Decimal("1e-9")
     assert len([r for r in caplog.records if "required" in r.getMessage()]) == 1
+
+
+def test_exception_in_on_start_still_starts_and_exports_the_span(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise ValueError("no text")
+
+    cap = capture()
+    ctx = baggage.set_baggage("team", Unprintable())
+    with caplog.at_level(logging.ERROR, logger="spanledger.processor"):
+        cap.tracer().start_span("odd baggage", context=ctx).end()
+        llm_call(cap.tracer(), "chat")
+    assert [s.name for s in cap.spans()] == ["odd baggage", "chat"]
+    assert_cost(cap.one("chat"), expected_cost(MODEL, "openai", input_tokens=1000,
+                                               output_tokens=200))
+    assert cap.processor.stats.errors == 1
+    assert len([r for r in caplog.records if "CostSpanProcessor.on_start" in r.getMessage()]) == 1

@@ -23,13 +23,13 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from support.processor import TOLERANCE, OtlpHttpReceiver, expected_cost, shared_catalog
 
 import spanledger
 from spanledger import semconv as sc
 from spanledger.demo.stub_provider import ChatUsage, StubProvider
 from spanledger.processor.cost_processor import CostSpanProcessor
 from spanledger.processor.setup import otlp_exporter
+from support.processor import TOLERANCE, OtlpHttpReceiver, expected_cost, shared_catalog
 
 BIN = Path(sys.executable).parent
 USAGE = ChatUsage(prompt_tokens=2000, completion_tokens=150, cached_tokens=1024)
@@ -117,7 +117,8 @@ def test_configure_in_process_with_explicit_args() -> None:
     (processor,) = provider._active_span_processor._span_processors
     assert isinstance(processor, CostSpanProcessor)
     assert processor.require == ("team",)
-    with spanledger.attribute(team="ops", feature="x"), provider.get_tracer("t").start_as_current_span(
+    tracer = provider.get_tracer("t")
+    with spanledger.attribute(team="ops", feature="x"), tracer.start_as_current_span(
             "chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
                                 "gen_ai.request.model": "gpt-4o-mini",
                                 "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}):

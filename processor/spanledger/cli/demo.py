@@ -9,9 +9,8 @@ on top of the first; ``--reset`` deletes the embedded store and starts again.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-
-from spanledger.cli.main import UsageError
 
 SIZES = {"small": 2_000, "full": 20_000}
 
@@ -53,8 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    from spanledger.demo.runner import DemoOptions, run_demo
-    from spanledger.store import StoreUrlError
+    from spanledger.demo.runner import DemoError, DemoOptions, run_demo
 
     calls = args.calls if args.calls is not None else SIZES[args.size or "full"]
     url = f"chdb://{args.store}" if args.store else args.url
@@ -63,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
                        show_reports=not args.quiet)
     try:
         run_demo(opts)
-    except StoreUrlError as exc:
-        raise UsageError(f"--url: {exc}") from None
+    except DemoError as exc:
+        print(f"spanledger demo: error: {exc}", file=sys.stderr)
+        return 1
     return 0

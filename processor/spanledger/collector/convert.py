@@ -119,6 +119,9 @@ def value_string(value: Any) -> str:
     return _json(_raw(value))
 
 
+_doubles: dict[float, str] = {}
+
+
 def attrs_dict(kvs: Iterable[Any]) -> dict[str, str]:
     """Attributes as a key -> string dict (a repeated key: the last one wins)."""
     out: dict[str, str] = {}
@@ -131,6 +134,16 @@ def attrs_dict(kvs: Iterable[Any]) -> dict[str, str]:
         w = v.WhichOneof("value")
         if w == "int_value":
             out[kv.key] = str(v.int_value)
+        elif w == "double_value":
+            d = v.double_value
+            text = _doubles.get(d)
+            if text is None:
+                text = format_double(d)
+                if d and len(_doubles) < 8192:  # repeats (temperature, prices) are common; not -0.0
+                    _doubles[d] = text
+            out[kv.key] = text
+        elif w == "bool_value":
+            out[kv.key] = "true" if v.bool_value else "false"
         elif w is None or w == "string_value":
             out[kv.key] = ""
         else:

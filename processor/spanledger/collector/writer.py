@@ -30,6 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from spanledger.collector import stages
+from spanledger.collector.convert import SCHEMA
 from spanledger.collector.metrics import Metrics
 from spanledger.collector.spool import ARROW_SUFFIX, Segment, Spool
 from spanledger.store.base import Store, StoreUnavailable, columns_of
@@ -40,6 +41,8 @@ FAULT_ENV = "SPANLEDGER_COLLECTOR_FAULT_FILE"
 TABLE = "otel_traces"
 #: records are converted in jobs of about this many bytes, spread over the workers
 CHUNK_BYTES = 2 * 1024 * 1024
+#: concurrent insert loops (see Writer.__init__)
+INSERT_LOOPS = 1
 
 
 class Writer:
@@ -54,7 +57,14 @@ class Writer:
         self._pool: ProcessPoolExecutor | None = None
         self._stop = threading.Event()
         self._deadline: float | None = None
-        self._thread = threading.Thread(target=self._run, name="spanledger-writer", daemon=True)
+        # Insert loops: each insert runs single-threaded (one block, so the dedup token
+        # always covers the same rows). Segments are independent, so with several loops
+        # their order would not matter; measured on chdb, concurrent inserts into the
+        # same MV chain are slower than sequential ones, hence one loop by default.
+        self._threads = [threading.Thread(target=self._run, name=f"spanledger-writer-{i}",
+                                          daemon=True) for i in range(INSERT_LOOPS)]
+        self._claim_lock = threading.Lock()
+        self._claimed: set[int] = set()
         self.last_error: str | None = None
         self.failing_since: float | None = None
         self._fault = os.environ.get(FAULT_ENV) or None
@@ -69,13 +79,15 @@ class Writer:
                     for _ in range(self.workers)]
             for f in warm:
                 f.result(timeout=120)
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float) -> bool:
         """Flush everything sealed (bounded by ``timeout``); True when the spool is empty."""
         self._deadline = time.monotonic() + timeout
         self._stop.set()
-        self._thread.join(timeout + 5)
+        for thread in self._threads:
+            thread.join(max(self._deadline - time.monotonic(), 0) + 5)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         return self.spool.is_empty
@@ -107,15 +119,17 @@ class Writer:
                 continue
             job = inflight[0]
             try:
-                if job.table is None:
-                    parts = [f.result() if isinstance(f, Future) else f for f in job.parts]
-                    job.table, job.duplicates, job.counters = stages.merge(parts)
-                    job.seconds = max(p.seconds for p in parts)
+                if job.ready is None:
+                    job.ready = [f.result() if isinstance(f, Future) else f for f in job.parts]
+                    if job.token_future is not None:
+                        job.token = job.token_future.result()
+                    self._prepare(job)
             except Exception as exc:  # a worker died or the file is unreadable
                 log.exception("converting spool segment %s failed", job.seg.path.name)
                 inflight.popleft()
+                self._remove_files(job)
                 if not job.seg.path.exists():
-                    self.spool.done(job.seg)
+                    self._done(job.seg)
                 else:
                     self._quarantine(job.seg, exc)
                 continue
@@ -135,7 +149,7 @@ class Writer:
                     self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue  # the converted table is kept: retry the same segment
-            rows = job.table.num_rows
+            rows = job.rows
             log.debug("segment %s: %d rows, converted in %.3f s, inserted in %.3f s",
                       job.seg.path.name, rows, job.seconds, time.perf_counter() - t_insert)
             backoff = 0.1
@@ -144,7 +158,8 @@ class Writer:
             self.failing_since = None
             self.last_error = None
             inflight.popleft()
-            self.spool.done(job.seg)
+            self._remove_files(job)
+            self._done(job.seg)
             m = self.metrics
             m.inc("spans_written_total", rows)
             m.inc("spans_duplicate_total", job.duplicates)
@@ -158,18 +173,23 @@ class Writer:
         """Queue conversion of the oldest sealed segments (two segments ahead at most)."""
         if len(inflight) >= 2:
             return
-        queued = {id(j.seg) for j in inflight}
-        for seg in self.spool.take(4):
+        for seg in self.spool.take(8):
             if len(inflight) >= 2:
                 break
-            if id(seg) in queued:
-                continue
+            with self._claim_lock:
+                if seg.id in self._claimed:
+                    continue  # the other loop has it
+                self._claimed.add(seg.id)
             try:
-                token, chunks = stages.plan_segment(seg.path, CHUNK_BYTES)
+                chunks = stages.plan_segment(seg.path, CHUNK_BYTES)
             except OSError as exc:
                 self._quarantine(seg, exc)
                 continue
-            job = _Job(seg, token)
+            job = _Job(seg)
+            if self._pool is not None:
+                job.token_future = self._pool.submit(stages.segment_token, str(seg.path))
+            else:
+                job.token = stages.segment_token(seg.path)
             for offset, length in chunks:
                 args = (str(seg.path), offset, length, self.pricing, self.prices_file)
                 if self._pool is not None:
@@ -178,34 +198,62 @@ class Writer:
                     job.parts.append(stages.convert_chunk(*args))
             inflight.append(job)
 
+    def _prepare(self, job: _Job) -> None:
+        """Chunk results -> the files (or, after a repeat across chunks, one table) to insert."""
+        parts = job.ready or []
+        job.seconds = max((p.seconds for p in parts), default=0.0)
+        job.counters = stages.counters_of(parts)
+        job.duplicates = sum(p.duplicates for p in parts)
+        job.rows = sum(p.rows for p in parts)
+        job.files = [p.file for p in parts if p.rows]
+        # One file per segment: inserting from several chunk files makes chdb write
+        # one small block per file through the whole MV chain (measured 4x slower).
+        if len(job.files) > 1 or stages.repeats_across(parts):
+            job.table, job.duplicates, job.counters = stages.merge(parts)
+            job.rows = job.table.num_rows
+
+    def _remove_files(self, job: _Job) -> None:
+        for part in job.ready or []:
+            Path(part.file).unlink(missing_ok=True)
+        for part in job.parts:
+            if isinstance(part, Future) and part.done() and not part.exception():
+                Path(part.result().file).unlink(missing_ok=True)
+        job.seg.path.with_suffix(ARROW_SUFFIX).unlink(missing_ok=True)
+
     def _insert(self, job: _Job) -> None:
         if self._fault and Path(self._fault).exists():
             raise StoreUnavailable(f"fault injected: storage is down ({FAULT_ENV})")
-        assert job.table is not None
-        if job.table.num_rows == 0:
+        if job.rows == 0:
             return
         if not self._embedded:
-            self.store.insert_arrow(TABLE, job.table, dedup_token=job.token)
+            table = job.table
+            if table is None:
+                table, _, _ = stages.merge(job.ready or [])
+            self.store.insert_arrow(TABLE, table, dedup_token=job.token)
             return
-        # Embedded fast path: chdb reads an Arrow file natively and releases the
-        # GIL meanwhile (an insert from a Python object holds it, starving the
-        # receivers). One file, one thread, one block: the dedup token covers
-        # exactly this segment however often it is replayed.
-        path = job.seg.path.with_suffix(ARROW_SUFFIX)
-        with pa.OSFile(str(path), "wb") as sink, \
-                pa.ipc.new_stream(sink, job.table.schema) as stream:
-            stream.write_table(job.table.combine_chunks())
-        cols = columns_of(job.table.column_names)
-        quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
-        try:
-            self.store.command(
-                f"INSERT INTO {TABLE} ({cols}) SETTINGS insert_deduplication_token = "
-                f"'{job.token}', deduplicate_blocks_in_dependent_materialized_views = 1, "
-                f"max_threads = 1, max_insert_threads = 1 "
-                f"SELECT {cols} FROM file('{quoted}', 'ArrowStream')"
-            )
-        finally:
-            path.unlink(missing_ok=True)
+        # Embedded fast path: chdb reads Arrow files natively and releases the GIL
+        # meanwhile (an insert from a Python object holds it, starving the
+        # receivers). One reading thread, one insert block: the dedup token covers
+        # exactly this segment's rows however often it is replayed.
+        if job.table is not None:  # several chunks: merged (and repeats dropped) into one file
+            merged = job.seg.path.with_suffix(ARROW_SUFFIX)
+            with pa.OSFile(str(merged), "wb") as sink, \
+                    pa.ipc.new_stream(sink, job.table.schema) as stream:
+                stream.write_table(job.table.combine_chunks())
+            files = [str(merged)]
+        else:
+            files = job.files
+        directory = str(Path(files[0]).parent)
+        names = [Path(f).name for f in files]
+        pattern = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
+        source = f"{directory}/{pattern}".replace("\\", "\\\\").replace("'", "\\'")
+        cols = columns_of(SCHEMA.names)
+        self.store.command(
+            f"INSERT INTO {TABLE} ({cols}) SETTINGS insert_deduplication_token = "
+            f"'{job.token}', deduplicate_blocks_in_dependent_materialized_views = 1, "
+            f"max_threads = 1, max_insert_threads = 1 "
+            f"SELECT {cols} FROM file('{source}', 'ArrowStream')"
+        )
 
     def _quarantine(self, seg: Segment, exc: BaseException) -> None:
         """A segment that cannot be converted is kept aside, never silently deleted."""
@@ -213,7 +261,12 @@ class Writer:
         with contextlib.suppress(OSError):
             seg.path.rename(bad)
         log.error("spool segment moved to %s: %s", bad, exc)
+        self._done(seg)
+
+    def _done(self, seg: Segment) -> None:
         self.spool.done(seg)
+        with self._claim_lock:
+            self._claimed.discard(seg.id)
 
 
 @dataclass
@@ -221,8 +274,12 @@ class _Job:
     """A sealed segment on its way: conversion parts, then one table and one insert."""
 
     seg: Segment
-    token: str
+    token: str = ""
+    token_future: Future[str] | None = None
     parts: list[Future[stages.Converted] | stages.Converted] = field(default_factory=list)
+    ready: list[stages.Converted] | None = None
+    files: list[str] = field(default_factory=list)
+    rows: int = 0
     table: pa.Table | None = None
     duplicates: int = 0
     counters: dict[str, int] = field(default_factory=dict)

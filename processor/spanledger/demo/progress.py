@@ -30,6 +30,9 @@ class ProgressLine:
         self._started = time.monotonic()
         self._last_log = self._started
         self._drawn = False
+        #: when the first and the last planned call were seen done (None: not yet)
+        self._first_call: float | None = None
+        self._last_call: float | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -44,7 +47,21 @@ class ProgressLine:
                 f"{c.spans_exported:,} | rows written {c.rows_written:,} | {rate:,.0f} calls/s "
                 f"| {elapsed:4.1f}s")
 
+    def call_seconds(self) -> float | None:
+        """Seconds from the first call seen done to the last: no start-up, no drain."""
+        if self._first_call is None or self._last_call is None:
+            return None
+        return self._last_call - self._first_call
+
+    def _note(self, c: Counts) -> None:
+        now = time.monotonic()
+        if c.calls and self._first_call is None:
+            self._first_call = now
+        if c.calls >= c.calls_planned and self._last_call is None:
+            self._last_call = now
+
     def update(self, c: Counts) -> None:
+        self._note(c)
         if self._tty:
             self._stream.write("\r" + self.text(c) + "\x1b[K")
             self._stream.flush()
@@ -56,6 +73,7 @@ class ProgressLine:
 
     def finish(self, c: Counts) -> None:
         """The final counts, always on a line of their own."""
+        self._note(c)
         self._stream.write(("\r" if self._drawn else "") + self.text(c) + "\x1b[K\n"
                            if self._tty else self.text(c) + "\n")
         self._stream.flush()

@@ -11,14 +11,15 @@ Order of work, and why:
 3. Spawn the worker processes (:mod:`.worker`), each a "service" with the
    real clients, instrumentations, the cost processor and an OTLP exporter.
    Show live counts meanwhile.
-4. Wait until the collector has written every exported span, stop it (this
-   flushes and closes the store), then read the store like a user would:
+4. Stop the collector once the workers have exited (this writes what is
+   left in its spool and closes the store), then read the store like a user would:
    spend by team, by feature, top traces, and the HTML report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import multiprocessing
 import shutil
 import sys
@@ -32,12 +33,14 @@ from spanledger.demo.progress import Counts, ProgressLine
 from spanledger.demo.scenario import MIN_CALLS, build_plan
 from spanledger.demo.worker import COUNTERS, WorkerSpec, run_worker
 from spanledger.resources import data_dir
-from spanledger.store import StoreLocked, open_store, parse_url
+from spanledger.store import open_store, parse_url
 
-__all__ = ["DemoOptions", "DemoResult", "demo_prices_file", "run_demo"]
+log = logging.getLogger(__name__)
 
-#: seconds the collector may take to write what the workers exported
-DRAIN_TIMEOUT_S = 60.0
+__all__ = ["DemoError", "DemoOptions", "DemoResult", "demo_prices_file", "run_demo"]
+
+class DemoError(RuntimeError):
+    """The demo could not finish (a worker died): one line for the user, exit 1."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,17 @@ class DemoResult:
     rows_written: int
     seconds: float
     html: Path | None
+    #: seconds from the first call to the last (None: too short to tell)
+    call_seconds: float | None
     first_day: dt.date
     last_day: dt.date
     notes: list[str] = field(default_factory=list)
 
     @property
     def calls_per_s(self) -> float:
-        return self.calls / self.seconds if self.seconds else 0.0
+        """Throughput of the services while they ran (all of the run when unknown)."""
+        seconds = self.call_seconds or self.seconds
+        return self.calls / seconds if seconds else 0.0
 
 
 def demo_prices_file() -> Path:
@@ -83,7 +90,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
         raise UsageError(f"--days must be between 1 and 366, got {opts.days}")
     if not 1 <= opts.workers <= 16:
         raise UsageError(f"--workers must be between 1 and 16, got {opts.workers}")
-    url = parse_url(opts.url).raw  # a malformed URL is a usage error (StoreUrlError)
+    url = parse_url(opts.url).raw  # a malformed URL: StoreUrlError, exit 2 in main
     _prepare_store(url, opts.reset)
 
     from spanledger.collector.app import Collector
@@ -96,7 +103,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
     cfg.sql_http.enabled = False
     cfg.telemetry.port = 0
     cfg.pricing.prices = str(demo_prices_file())
-    cfg.batch.workers = 1  # two cores: the services need the other one
+    cfg.batch.workers = 0  # two cores: the services need them; convert in the writer thread
     cfg.batch.timeout_ms = 3000
     anchor_ns = time.time_ns()
     plans = build_plan(opts.calls, opts.days, opts.seed, anchor_ns)
@@ -106,22 +113,28 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
     last_day = dt.datetime.fromtimestamp(anchor_ns / 1e9, dt.UTC).date()
     del plans  # each worker rebuilds the same plan; only the totals are needed here
 
-    err.write(f"spanledger demo: {planned_calls:,} calls over {opts.days} days into {url}\n")
+    err.write(f"spanledger demo: {planned_calls:,} calls over {opts.days} days into "
+              f"{parse_url(url).redacted()}\n")
     collector = Collector(cfg).start()
+    log.debug("collector started: %s", collector.endpoints())
     try:
         endpoint = collector.endpoints()["otlp_grpc"]
         counters, progress = _run_workers(opts, anchor_ns, endpoint, planned_calls,
                                           collector, err)
-        exported = _sum(counters, "spans_exported")
-        _drain(collector, exported)
-        rows = collector.metrics.get("spans_written_total")
     finally:
+        # Every span is acknowledged once the workers have exited (their providers
+        # shut down, which drains the export queues); stop() seals and writes the rest.
+        log.debug("workers done; stopping the collector")
         flushed = collector.stop()
+        log.debug("collector stopped (flushed: %s)", flushed)
+    exported = _sum(counters, "spans_exported")
+    rows = collector.metrics.get("spans_written_total")
     final = Counts(_sum(counters, "calls"), planned_calls, exported, rows)
     progress.finish(final)
     seconds = progress.elapsed()
     result = DemoResult(url=url, calls=final.calls, traces=traces, spans_exported=exported,
                         rows_written=rows, seconds=seconds, html=None,
+                        call_seconds=progress.call_seconds(),
                         first_day=first_day, last_day=last_day)
     if not flushed:
         result.notes.append("the collector could not flush everything; it is replayed on the "
@@ -138,6 +151,8 @@ def _prepare_store(url: str, reset: bool) -> None:
     parsed = parse_url(url)
     if parsed.is_chdb:
         path = Path(parsed.path)
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{path} is a file, not a store directory")
         if not path.exists() or not any(path.iterdir()):
             return
         if reset:
@@ -159,17 +174,13 @@ def _prepare_store(url: str, reset: bool) -> None:
 
 
 def _existing_calls(url: str) -> int:
+    from spanledger.reports.queries import missing_rollups
+
+    store = open_store(url, read_only=True)  # a locked store: StoreLocked, exit 1 in main
     try:
-        store = open_store(url, read_only=True)
-    except StoreLocked as exc:
-        raise UsageError(f"the store is in use by another process (a running collector?): "
-                         f"stop it first ({exc})") from None
-    try:
-        tables = store.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
-                             "AND name = 'llm_calls'")
-        if not tables:
+        if missing_rollups(store):
             return 0
-        return int(store.query("SELECT count() FROM llm_calls")[0][0])
+        return int(store.query("SELECT sum(Calls) FROM llm_cost_daily")[0][0] or 0)
     finally:
         store.close()
 
@@ -205,23 +216,13 @@ def _run_workers(opts: DemoOptions, anchor_ns: int, endpoint: str, planned_calls
         procs.index(p) * len(COUNTERS) + COUNTERS.index("done")]]
     if bad:
         which = ", ".join(f"{p.name} exit {p.exitcode}" for p in bad)
-        raise RuntimeError(f"demo worker(s) failed: {which} (see the traceback above)")
+        raise DemoError(f"demo worker(s) failed: {which} (see the traceback above)")
     return counters, progress
 
 
 def _sum(counters: Any, name: str) -> int:
     step, slot = len(COUNTERS), COUNTERS.index(name)
     return int(sum(counters[slot::step]))
-
-
-def _drain(collector: Any, exported: int) -> None:
-    """Wait (bounded) until the collector has written all it acknowledged."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    m = collector.metrics
-    while time.monotonic() < deadline:
-        if m.get("spans_written_total") + m.get("spans_duplicate_total") >= exported:
-            return
-        time.sleep(0.05)
 
 
 def _report(result: DemoResult, opts: DemoOptions, out: TextIO, err: TextIO) -> None:
@@ -243,15 +244,19 @@ def _report(result: DemoResult, opts: DemoOptions, out: TextIO, err: TextIO) -> 
                 out.write(f"\n== {title}, {period.label} ==\n{render(report, 'table')}")
             traces = build_traces_report(store, period, 5)
             out.write(f"\n== Most expensive traces, {period.label} ==\n{render(traces, 'table')}")
+        log.debug("reports printed")
         result.html = write_html_report(store, html, period, top=10)
+        log.debug("HTML report written")
     finally:
         store.close()
     rng = f"--from {result.first_day.isoformat()} --to {result.last_day.isoformat()}"
-    url_flag = "" if opts.url is None else f" --url {result.url}"
+    # never echo a password: a server URL is shown without it
+    url_flag = "" if opts.url is None else f" --url {parse_url(result.url).redacted()}"
     out.write(
-        f"\nDemo data: {result.calls:,} calls, {result.spans_exported:,} spans exported, "
+        f"\nDemo data: {result.calls:,} calls in {result.traces:,} traces, "
+        f"{result.spans_exported:,} spans exported, "
         f"{result.rows_written:,} rows written in {result.seconds:.1f}s "
-        f"({result.calls_per_s:,.0f} calls/s).\n"
+        f"(services: {result.calls_per_s:,.0f} calls/s).\n"
         f"HTML report: {result.html}\n"
         f"Next: spanledger report spend --by feature {rng}{url_flag}\n"
         f"      spanledger report traces {rng}{url_flag}\n")

@@ -20,10 +20,10 @@ import openai
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import SpanKind, Tracer
 
+from spanledger import attribute
 from spanledger.demo.scenario import Chat, Embed, TracePlan, VectorSearch
 from spanledger.demo.staging import Stage, staged
 from spanledger.demo.stub_provider import AnthropicUsage, ChatUsage
-from spanledger.processor.attribution import attribute
 
 __all__ = ["DemoServices", "stub_usage"]
 

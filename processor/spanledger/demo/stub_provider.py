@@ -114,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Silence per-request logging (20k calls in the demo)."""
 
     def do_GET(self) -> None:
@@ -192,7 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
         if message.get("tool_calls"):
             call = message["tool_calls"][0]
             delta = {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **call}]}
-            events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            choice = {"index": 0, "delta": delta, "finish_reason": None}
+            events.append({**base, "choices": [choice]})
         else:
             events.append({**base, "choices": [{"index": 0, "delta": {"role": "assistant",
                                                                         "content": ""},
@@ -303,7 +304,8 @@ def _normalize(path: str) -> str:
 
 
 def _tool_results(body: dict[str, Any]) -> int:
-    return sum(1 for m in body.get("messages") or () if isinstance(m, dict) and m.get("role") == "tool")
+    messages = body.get("messages") or ()
+    return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "tool")
 
 
 class StubProvider:

@@ -17,7 +17,9 @@ for its progress line; each worker writes only its own slots.
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,9 +69,15 @@ class CountingExporter(SpanExporter):
 
 def run_worker(spec: WorkerSpec, counters: Any) -> None:
     """Process entry point: run this worker's share of the plan, flush, exit."""
+    # Ctrl-C is the parent's to handle (it terminates the workers): no traceback per worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The demo's prompts are fake; keep them off the spans (smaller, faster).
     os.environ.setdefault("TRACELOOP_TRACE_CONTENT", "false")
     os.environ.setdefault("TRACELOOP_METRICS_ENABLED", "false")
+    # The unpriced fine-tune is unpriced on purpose; the reports show it as such,
+    # so its "no price for model" warning (once per worker) would only interrupt
+    # the progress line.
+    logging.getLogger("spanledger.pricing").setLevel(logging.ERROR)
 
     import anthropic
     import openai
@@ -80,11 +88,11 @@ def run_worker(spec: WorkerSpec, counters: Any) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from spanledger import CostSpanProcessor
     from spanledger.demo.scenario import build_plan
     from spanledger.demo.services import DemoServices, stub_usage
     from spanledger.demo.staging import StagingSpanProcessor
     from spanledger.demo.stub_provider import StubProvider
-    from spanledger.processor.cost_processor import CostSpanProcessor
 
     base = spec.index * len(COUNTERS)
     calls_slot = base + COUNTERS.index("calls")

@@ -22,7 +22,7 @@ __all__ = ["attribute"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class attribute:  # noqa: N801 - used like a function: `with spanledger.attribute(team=...)`
+class attribute:
     """Context manager and decorator (sync and async) that attributes everything inside it.
 
     >>> with attribute(team="search", feature="answers", customer="acme"):

@@ -7,9 +7,11 @@ wrapped processor an enriched copy (a new ``ReadableSpan`` with merged
 attributes). Plain spans pass through untouched (no copy).
 
 - ``on_start``: copy attribution from W3C baggage in the span's parent context
-  to ``spanledger.<key>`` attributes; a span whose context lost the baggage
-  (thread pool, callback, a framework passing only the span) inherits its open
-  parent span's attribution, then its trace root's (in this process).
+  to ``spanledger.<key>`` attributes. A span whose context carries no
+  attribution baggage (a thread pool, a callback, a framework that hands over
+  only the span) inherits the ``spanledger.*`` attributes of the parent span in
+  its context, else those of its trace's local root (when the context holds only
+  a SpanContext). Baggage that is present wins as is (no merging).
 - ``on_end``: price the span (``spanledger.pricing.price_span``), number the
   priced calls of the trace (``spanledger.step``), keep the running total
   (``spanledger.trace.cost_to_date``), and mark spans whose descendants carry
@@ -22,6 +24,10 @@ descendant ended here priced, OR when its operation is ``invoke_agent`` /
 ``invoke_workflow`` whatever its children. The latter covers agents whose steps
 ran in another process: their usage is by definition the sum of steps that are
 (or should be) priced where they ran, so counting it would double the trace.
+
+Cost on the hot path: a plain span costs a cached baggage lookup and one dict
+update at start, and a set-disjointness test at end (no copy, no lock); only
+local roots write one entry (the fallback table). See bench/bench_processor.py.
 
 Safety: any exception while enriching is caught, logged once and counted in
 :attr:`CostSpanProcessor.stats`, and the ORIGINAL span is exported.
@@ -37,13 +43,14 @@ from decimal import Decimal
 from typing import Any
 
 from opentelemetry import context as context_api
+from opentelemetry import metrics
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from spanledger import semconv as sc
-from spanledger.pricing.types import ZERO, usd
+from spanledger.pricing.types import ZERO
 
 __all__ = ["CostSpanProcessor", "ProcessorStats"]
 
@@ -55,6 +62,20 @@ _runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
 _current_context = getattr(getattr(_runtime, "_current_context", None), "get", None) or (
     context_api.get_current)
 _BAG_CACHE_MAX = 512
+_TRACE_ID, _SPAN_ID, _IS_REMOTE = 0, 1, 2  # positions in the SpanContext tuple
+
+# OpenTelemetry counters (no-ops until the application installs a MeterProvider),
+# mirroring ProcessorStats for dashboards and alerts.
+_meter = metrics.get_meter("spanledger.processor")
+ERRORS_COUNTER = _meter.create_counter(
+    "spanledger.processor.errors", unit="{error}",
+    description="exceptions caught while enriching spans (the span was exported as is)")
+UNATTRIBUTED_CALLS = _meter.create_counter(
+    "spanledger.unattributed.calls", unit="{call}",
+    description="LLM calls missing an attribution key listed in `require`")
+UNATTRIBUTED_COST = _meter.create_counter(
+    "spanledger.unattributed.cost", unit="USD",
+    description="priced spend of LLM calls missing a required attribution key")
 
 
 def _keyset(*groups: str | Iterable[str]) -> frozenset[str]:
@@ -114,7 +135,7 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         from spanledger.pricing.span_pricing import price_span  # the pricing module's one entry
 
-        from .state import PendingRollups, TraceTable
+        from .state import PendingRollups, RootTable, TraceTable
 
         if catalog is None:
             from spanledger.pricing.catalog import PriceCatalog
@@ -139,6 +160,9 @@ class CostSpanProcessor(SpanProcessor):
         self.require: tuple[str, ...] = tuple(require or ())
         self._require_attrs = tuple(sc.attribution_attr(k) for k in self.require)
         self.traces = TraceTable(max_traces=max_traces, max_age_s=max_age_s)
+        self.roots = RootTable(max_items=max_traces)
+        self._roots_items = self.roots.items
+        self._max_roots = self.roots.max_items
         self._lock = threading.Lock()
         self._pending = PendingRollups(max_entries=max(10 * max_traces, 1000), lock=self._lock)
         self._pending_items = self._pending.items
@@ -168,10 +192,14 @@ class CostSpanProcessor(SpanProcessor):
                 own = self._inherit(ctx, span)
             if own:
                 parent = span._parent
-                if parent is None or parent.is_remote:  # a local root: remember for fallback
-                    self.traces.create(span._context.trace_id, own, span._start_time or 0)
+                # SpanContext is a tuple (trace_id, span_id, is_remote, ...): index, not properties
+                if parent is None or parent[_IS_REMOTE]:  # a local root: remember for fallback
+                    roots = self._roots_items
+                    roots[span._context[_TRACE_ID]] = own
+                    if len(roots) > self._max_roots:
+                        self.roots.trim()
                 attrs = span._attributes
-                if type(attrs) is BoundedAttributes and (
+                if type(attrs) is BoundedAttributes and attrs.max_value_len is None and (
                     attrs.maxlen is None or len(attrs._dict) + len(own) <= attrs.maxlen
                 ):
                     # Values were validated once when the baggage was read: no per-span cleaning.
@@ -196,9 +224,9 @@ class CostSpanProcessor(SpanProcessor):
                 return inherited
         parent = span._parent
         if parent is not None and not parent.is_remote:
-            state = self.traces.get(span._context.trace_id)
-            if state is not None:
-                return state.root
+            root = self.roots.get(span._context.trace_id)
+            if root is not None:
+                return root
         return _EMPTY
 
     def _from_baggage(self, bag: Any) -> dict[str, Any]:
@@ -224,7 +252,7 @@ class CostSpanProcessor(SpanProcessor):
         out = span
         try:
             pending_items = self._pending_items
-            pending = pending_items.pop(span._context.span_id, None) if pending_items else None
+            pending = pending_items.pop(span._context[_SPAN_ID], None) if pending_items else None
             attrs = span._attributes
             raw = attrs._dict if type(attrs) is BoundedAttributes else (attrs or _EMPTY)
             if pending is not None or not raw.keys().isdisjoint(self._triggers):
@@ -259,8 +287,8 @@ class CostSpanProcessor(SpanProcessor):
             end_ns = span._end_time or 0
             table = self.traces
             state = table.get(trace_id)
-            if state is None:  # a root without attribution, or evicted
-                state = table.create(trace_id, _EMPTY, end_ns)
+            if state is None:  # the trace's first priced call here (or evicted)
+                state = table.create(trace_id, end_ns)
             local_parent = parent is not None and not parent.is_remote
             with self._lock:  # one lock for the running total and the parent's rollup
                 state.step += 1
@@ -290,6 +318,10 @@ class CostSpanProcessor(SpanProcessor):
             self.stats.unattributed_calls += 1
             if total is not None:
                 self.stats.unattributed_cost += total
+        labels = {"spanledger.missing": ",".join(missing)}
+        UNATTRIBUTED_CALLS.add(1, labels)
+        if total is not None:
+            UNATTRIBUTED_COST.add(float(total), labels)
         key = ("require", missing)
         if key not in self._logged:
             self._logged.add(key)
@@ -311,7 +343,7 @@ class CostSpanProcessor(SpanProcessor):
         self.stats.enriched += 1
         if type(span) is ReadableSpan:
             new = object.__new__(ReadableSpan)
-            new.__dict__.update(span.__dict__)
+            new.__dict__ = span.__dict__.copy()
             new._attributes = merged
             return new
         return ReadableSpan(
@@ -333,6 +365,7 @@ class CostSpanProcessor(SpanProcessor):
     def _failed(self, where: str) -> None:
         with self._lock:
             self.stats.errors += 1
+        ERRORS_COUNTER.add(1, {"spanledger.hook": where})
         if where not in self._logged:
             self._logged.add(where)
             logger.exception("spanledger: error in CostSpanProcessor.%s; the span is exported "
@@ -341,6 +374,7 @@ class CostSpanProcessor(SpanProcessor):
     def shutdown(self) -> None:
         self._next.shutdown()
         self.traces.clear()
+        self.roots.clear()
         self._pending.clear()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

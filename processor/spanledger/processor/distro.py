@@ -47,7 +47,7 @@ def _env_list(name: str) -> list[str] | None:
 
 
 def cost_processor_factory(exporter: SpanExporter) -> SpanProcessor:
-    """What the SDK calls per configured exporter: CostSpanProcessor(BatchSpanProcessor(exporter))."""
+    """Called by the SDK per configured exporter: CostSpanProcessor(BatchSpanProcessor(exp))."""
     return CostSpanProcessor(
         BatchSpanProcessor(exporter),
         attribution_keys=_env_list("SPANLEDGER_ATTRIBUTION_KEYS"),
@@ -65,7 +65,7 @@ class SpanledgerDistro(BaseDistro):
 
 
 class SpanledgerConfigurator(_OTelSDKConfigurator):
-    """The SDK's configurator, with the cost processor wrapped around each exporter's batch processor."""
+    """The SDK's configurator, the cost processor in front of each exporter's batch processor."""
 
     def _configure(self, **kwargs: Any) -> None:
         kwargs.setdefault("export_span_processor", cost_processor_factory)

@@ -43,7 +43,9 @@ _HTTP = ("http/protobuf", "http")
 
 def otlp_exporter(endpoint: str | None = None, protocol: str | None = None,
                   headers: dict[str, str] | None = None) -> SpanExporter:
-    """The OTLP span exporter for ``protocol`` (arg, else OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL, else grpc).
+    """The OTLP span exporter for ``protocol``.
+
+    The protocol is the argument, else OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL, else grpc.
 
     An explicit HTTP ``endpoint`` without a path gets ``/v1/traces`` appended
     (the exporter appends it only to the env variable form).
@@ -119,7 +121,8 @@ def configure(
     Args:
         service_name: ``service.name`` (else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES).
         endpoint: OTLP endpoint (else OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT, else the default).
-        protocol: ``grpc`` or ``http/protobuf`` (else OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL, else grpc).
+        protocol: ``grpc`` or ``http/protobuf`` (else OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL,
+            else grpc).
         prices: an overrides YAML file (else SPANLEDGER_PRICES_FILE).
         attribution_keys: baggage keys copied to ``spanledger.<key>``.
         require: attribution keys every LLM call should carry (logged + counted when missing).

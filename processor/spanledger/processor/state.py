@@ -19,25 +19,68 @@ never end, leaked spans), and pending rollups are capped likewise.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
 from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["PendingRollups", "TraceState", "TraceTable"]
+__all__ = ["PendingRollups", "RootTable", "TraceState", "TraceTable"]
 
 #: attribution of one span: {"spanledger.team": "search", ...}; shared, never mutated
 Attribution = dict[str, Any]
 
 
+class RootTable:
+    """trace id -> attribution of its local root span (for the last-resort fallback).
+
+    Written once per local root span, so it is a plain dict (one C-level store,
+    no lock, no allocation); beyond ``max_items`` the older half is dropped in
+    one pass, which keeps the cost amortized O(1).
+    """
+
+    __slots__ = ("_lock", "items", "max_items")
+
+    def __init__(self, max_items: int = 10_000) -> None:
+        self.items: dict[int, Attribution] = {}
+        self.max_items = max(max_items, 1)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set(self, trace_id: int, attribution: Attribution) -> None:
+        items = self.items
+        items[trace_id] = attribution
+        if len(items) > self.max_items:
+            self.trim()
+
+    def get(self, trace_id: int) -> Attribution | None:
+        return self.items.get(trace_id)
+
+    def trim(self) -> None:
+        """Drop the older half, in place (the processor holds a reference to ``items``)."""
+        with self._lock:
+            items = self.items
+            if len(items) <= self.max_items:
+                return
+            drop = len(items) - self.max_items // 2
+            # resized by another thread meanwhile: RuntimeError, trim next time
+            with contextlib.suppress(RuntimeError):
+                for key in list(itertools.islice(items, drop)):
+                    items.pop(key, None)
+
+    def clear(self) -> None:
+        self.items.clear()
+
+
 class TraceState:
-    """What one trace needs between its spans (in this process)."""
+    """What one priced trace needs between its spans (in this process)."""
 
-    __slots__ = ("cost", "last_ns", "root", "step")
+    __slots__ = ("cost", "last_ns", "step")
 
-    def __init__(self, root: Attribution, now_ns: int) -> None:
-        #: attribution of the trace's first span seen here (its local root)
-        self.root: Attribution = root
+    def __init__(self, now_ns: int) -> None:
         self.step = 0
         self.cost = Decimal(0)
         self.last_ns = now_ns
@@ -67,19 +110,19 @@ class TraceTable:
     def touch(self, trace_id: int, state: TraceState, now_ns: int) -> None:
         """Mark a trace active (it moves to the young end of the eviction order)."""
         state.last_ns = now_ns
-        try:
+        try:  # (not contextlib.suppress: this runs per priced span)  # noqa: SIM105
             self._traces.move_to_end(trace_id)
         except KeyError:  # evicted by another thread meanwhile: harmless
             pass
 
-    def create(self, trace_id: int, root: Attribution, now_ns: int) -> TraceState:
+    def create(self, trace_id: int, now_ns: int) -> TraceState:
         """Get or add a trace, evicting the least recently active ones beyond the bounds."""
         with self._lock:
             traces = self._traces
             state = traces.get(trace_id)
             if state is not None:
                 return state
-            state = TraceState(root, now_ns)
+            state = TraceState(now_ns)
             traces[trace_id] = state
             if len(traces) > self.max_traces:
                 traces.popitem(last=False)

@@ -23,6 +23,9 @@ from spanledger.collector.receivers.intake import RETRY_AFTER_S, Intake, Refusal
 
 log = logging.getLogger(__name__)
 
+#: concurrent OTLP/HTTP requests; more get 503 + Retry-After (memory stays bounded)
+MAX_CONCURRENT = 16
+
 _STATUS = {
     Refusal.BAD_REQUEST: 400,
     Refusal.OVERSIZE: 413,
@@ -58,6 +61,8 @@ class HttpServer:
         self.host = host
         self.port = self._server.server_address[1]
         self._thread: threading.Thread | None = None
+        #: bodies being read or decoded at once: bounds memory under overload
+        self.slots = threading.BoundedSemaphore(MAX_CONCURRENT)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -103,6 +108,12 @@ class HttpServer:
                     self._send(404, b"not found\n", "text/plain")
 
             def do_POST(self) -> None:
+                if not outer.slots.acquire(blocking=False):
+                    self._drain()
+                    self.close_connection = True
+                    self._send(503, b"too many concurrent requests; retry later\n", "text/plain",
+                               {"Retry-After": str(RETRY_AFTER_S)})
+                    return
                 try:
                     self._post()
                 except (BrokenPipeError, ConnectionResetError):
@@ -111,6 +122,8 @@ class HttpServer:
                     log.exception("OTLP/HTTP request failed")
                     with contextlib.suppress(OSError):
                         self._send(500, b"internal error\n", "text/plain")
+                finally:
+                    outer.slots.release()
 
             def _post(self) -> None:
                 intake = outer.intake
