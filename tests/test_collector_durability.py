@@ -86,39 +86,44 @@ def test_storage_down_then_back(tmp_path: Path) -> None:
     config.write_text("spool:\n  max_mb: 1\nprocessors:\n  batch:\n    timeout_ms: 50\n")
     fault.touch()
     collector = start_collector(store, config=config, env={FAULT_ENV: str(fault)})
-    stub_channel = grpc.insecure_channel(collector.grpc_target)
-    export = stub_channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
-    acked: set[tuple[str, str]] = set()
-    refused = None
-    for _ in range(60):
-        req = genai_request(100)
-        try:
-            export(req.SerializeToString(), timeout=10)
-            acked.update(_ids(req))
-        except grpc.RpcError as exc:
-            refused = exc
-            break
-    assert refused is not None and refused.code() == grpc.StatusCode.UNAVAILABLE
-    assert "retry later" in refused.details()
-    r = requests.post(collector.http_url, data=genai_request(10).SerializeToString(),
-                      headers={"Content-Type": "application/x-protobuf"}, timeout=10)
-    assert r.status_code == 503 and r.headers["Retry-After"].isdigit()
-    deadline = time.monotonic() + 30
-    status, reason = collector.get("healthz")
-    while "store inserts failing" not in reason and time.monotonic() < deadline:
-        time.sleep(0.05)
+    try:
+        stub_channel = grpc.insecure_channel(collector.grpc_target)
+        export = stub_channel.unary_unary(EXPORT, request_serializer=None,
+                                          response_deserializer=None)
+        acked: set[tuple[str, str]] = set()
+        refused = None
+        for _ in range(60):
+            req = genai_request(100)
+            try:
+                export(req.SerializeToString(), timeout=10)
+                acked.update(_ids(req))
+            except grpc.RpcError as exc:
+                refused = exc
+                break
+        assert refused is not None and refused.code() == grpc.StatusCode.UNAVAILABLE
+        assert "retry later" in refused.details()
+        r = requests.post(collector.http_url, data=genai_request(10).SerializeToString(),
+                          headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+        assert r.status_code == 503 and r.headers["Retry-After"].isdigit()
+        deadline = time.monotonic() + 30
         status, reason = collector.get("healthz")
-    assert status == 503 and "store inserts failing" in reason
-    assert collector.metric("insert_errors_total") >= 1
-    assert collector.metric("spans_written_total") == 0
+        while "store inserts failing" not in reason and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status, reason = collector.get("healthz")
+        assert status == 503 and "store inserts failing" in reason
+        assert collector.metric("insert_errors_total") >= 1
+        assert collector.metric("spans_written_total") == 0
 
-    fault.unlink()  # storage is back
-    assert collector.wait_metric("spans_written_total", len(acked)) == len(acked)
-    assert collector.get("healthz")[0] == 200
-    req = genai_request(50)
-    export(req.SerializeToString(), timeout=10)  # accepting again
-    acked.update(_ids(req))
-    assert collector.stop() == 0
+        fault.unlink()  # storage is back
+        assert collector.wait_metric("spans_written_total", len(acked)) == len(acked)
+        assert collector.get("healthz")[0] == 200
+        req = genai_request(50)
+        export(req.SerializeToString(), timeout=10)  # accepting again
+        acked.update(_ids(req))
+    finally:
+        fault.unlink(missing_ok=True)
+        exit_code = collector.stop()
+    assert exit_code == 0
     stored, rows, calls = _stored(store)
     assert stored == acked and rows == len(acked) and calls == rows
 
@@ -128,14 +133,17 @@ def test_sigterm_flushes_everything(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("processors:\n  batch:\n    timeout_ms: 60000\n")  # only SIGTERM seals
     collector = start_collector(store, config=config)
-    stub = collector.stub()
-    acked: set[tuple[str, str]] = set()
-    for _ in range(5):
-        req = genai_request(40)
-        stub.Export(req, timeout=10)
-        acked.update(_ids(req))
-    assert collector.metric("spans_written_total") == 0
-    assert collector.stop() == 0
+    try:
+        stub = collector.stub()
+        acked: set[tuple[str, str]] = set()
+        for _ in range(5):
+            req = genai_request(40)
+            stub.Export(req, timeout=10)
+            acked.update(_ids(req))
+        assert collector.metric("spans_written_total") == 0
+    finally:
+        exit_code = collector.stop()
+    assert exit_code == 0
     assert "stopped" in "".join(collector.output)
     stored, rows, _ = _stored(store)
     assert stored == acked and rows == len(acked)

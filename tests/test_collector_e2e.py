@@ -116,7 +116,7 @@ def test_sdk_exporter_to_rollups(tmp_path: Path, transport: str) -> None:
         "FROM otel_traces",
         "SELECT Status, count(), sum(Cost) FROM llm_calls GROUP BY Status ORDER BY Status",
         "SELECT sum(Calls), sum(Cost) FROM llm_cost_daily WHERE Status = 'priced'",
-        "SELECT sum(Calls), sum(UnpricedCalls), sum(Cost) FROM llm_cost_by_trace",
+        "SELECT sum(Calls), sum(UnpricedCalls), sum(Cost), sum(ErrorCalls) FROM llm_cost_by_trace",
         "SELECT SpanKind, StatusCode, StatusMessage, SpanAttributes['llm.is_streaming'], "
         "SpanAttributes['gen_ai.request.temperature'], SpanAttributes['gen_ai.usage.input_tokens'] "
         "FROM otel_traces WHERE SpanName = 'chat gpt-4o-mini 0'",
@@ -137,6 +137,7 @@ def test_sdk_exporter_to_rollups(tmp_path: Path, transport: str) -> None:
     assert daily[0][0] == 12 and abs(daily[0][1] - total) <= Decimal("1e-9")
     assert by_trace[0][0] == 13 and by_trace[0][1] == 1  # 12 priced + 1 unpriced calls
     assert abs(by_trace[0][2] - total) <= Decimal("1e-9")
+    assert by_trace[0][3] == 1  # the span with an error status counts as an error call
 
 
 def test_collector_prices_unpriced_spans_like_the_processor(tmp_path: Path) -> None:

@@ -243,7 +243,7 @@ def mock_llm() -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "MOCK_LLM_HOST": "127.0.0.1", "MOCK_LLM_PORT": str(port)}
     proc = subprocess.Popen(
-        [sys.executable, str(DEPLOY / "example-service" / "mock_provider.py")],
+        [sys.executable, "-m", "spanledger.demo.stub_provider"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

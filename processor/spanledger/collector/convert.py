@@ -6,8 +6,9 @@ wrote the data:
 
 - ``Timestamp`` is the span start (ns); ``Duration`` is end - start in ns.
 - ids are lowercase hex; an empty parent id is ``''``.
-- ``SpanKind`` / ``StatusCode`` are the strings of the contrib exporter
-  (:data:`SPAN_KINDS`, :data:`STATUS_CODES`, one place to change).
+- ``SpanKind`` / ``StatusCode`` are the strings of the current contrib exporter
+  (``Client``, ``Error``: pdata's ``String()``; :data:`SPAN_KINDS`,
+  :data:`STATUS_CODES`, one place to change).
 - attribute values become strings like pdata's ``Value.AsString()``: ints in
   decimal, bools ``true``/``false``, doubles like Go's
   ``strconv.FormatFloat(v, 'f', -1, 64)`` (shortest round-trip digits, never an
@@ -35,17 +36,18 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from spanledger import semconv
 from spanledger.store.otel_schema import otel_traces_schema
 
-#: SpanKind enum value -> otel_traces.SpanKind (contrib exporter's traceutil.SpanKindStr)
+#: SpanKind enum value -> otel_traces.SpanKind. The current contrib exporter writes
+#: pdata's ``span.Kind().String()`` (older releases wrote traceutil's "SPAN_KIND_*").
 SPAN_KINDS: dict[int, str] = {
-    0: "SPAN_KIND_UNSPECIFIED",
-    1: "SPAN_KIND_INTERNAL",
-    2: "SPAN_KIND_SERVER",
-    3: "SPAN_KIND_CLIENT",
-    4: "SPAN_KIND_PRODUCER",
-    5: "SPAN_KIND_CONSUMER",
+    0: "Unspecified",
+    1: "Internal",
+    2: "Server",
+    3: "Client",
+    4: "Producer",
+    5: "Consumer",
 }
-#: Status.code enum value -> otel_traces.StatusCode (contrib exporter's traceutil.StatusCodeStr)
-STATUS_CODES: dict[int, str] = {0: "STATUS_CODE_UNSET", 1: "STATUS_CODE_OK", 2: "STATUS_CODE_ERROR"}
+#: Status.code -> otel_traces.StatusCode: ``Status().Code().String()`` (was "STATUS_CODE_*")
+STATUS_CODES: dict[int, str] = {0: "Unset", 1: "Ok", 2: "Error"}
 
 _TS = pa.timestamp("ns", tz="UTC")
 _MAP = pa.map_(pa.string(), pa.string())

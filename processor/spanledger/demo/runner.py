@@ -19,6 +19,7 @@ Order of work, and why:
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import logging
 import multiprocessing
 import shutil
@@ -90,6 +91,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
         raise UsageError(f"--days must be between 1 and 366, got {opts.days}")
     if not 1 <= opts.workers <= 16:
         raise UsageError(f"--workers must be between 1 and 16, got {opts.workers}")
+    _check_clients()
     url = parse_url(opts.url).raw  # a malformed URL: StoreUrlError, exit 2 in main
     _prepare_store(url, opts.reset)
 
@@ -144,6 +146,26 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
         result.notes.append(f"{failed:,} spans failed to export")
     _report(result, opts, out, err)
     return result
+
+
+#: what the sample services import (the ``demo`` extra of the package)
+DEMO_MODULES = ("openai", "anthropic", "opentelemetry.instrumentation.openai",
+                "opentelemetry.instrumentation.anthropic")
+
+
+def _check_clients() -> None:
+    """Fail before starting anything when the demo's clients are not installed."""
+    missing = [m for m in DEMO_MODULES if not _installed(m)]
+    if missing:
+        raise UsageError(f"the demo needs {', '.join(missing)}: "
+                         "pip install 'spanledger[demo]'")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def _prepare_store(url: str, reset: bool) -> None:

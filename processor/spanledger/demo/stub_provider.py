@@ -104,9 +104,9 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, stub: StubProvider) -> None:
+    def __init__(self, stub: StubProvider, host: str, port: int) -> None:
         self.stub = stub
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((host, port), _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -311,6 +311,9 @@ def _tool_results(body: dict[str, Any]) -> int:
 class StubProvider:
     """The stub server, running in a daemon thread on 127.0.0.1 and a free port.
 
+    ``host``/``port`` exist for the offline compose stack, where the stub stands in
+    for the provider in its own container (``python -m spanledger.demo.stub_provider``).
+
     >>> with StubProvider(chat_usage=ChatUsage(prompt_tokens=50)) as stub:
     ...     client = openai.OpenAI(base_url=stub.base_url, api_key="test")
 
@@ -328,7 +331,10 @@ class StubProvider:
         tool_rounds: int = 1,
         usage_hook: UsageHook | None = None,
         start: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
+        self._address = (host, port)
         self.config = StubConfig(
             chat_usage=chat_usage or ChatUsage(),
             anthropic_usage=anthropic_usage or AnthropicUsage(),
@@ -348,7 +354,7 @@ class StubProvider:
 
     def start(self) -> StubProvider:
         if self._server is None:
-            self._server = _Server(self)
+            self._server = _Server(self, *self._address)
             self._thread = threading.Thread(target=self._server.serve_forever,
                                             kwargs={"poll_interval": 0.05},
                                             name="spanledger-stub-provider", daemon=True)
@@ -363,7 +369,8 @@ class StubProvider:
 
     @property
     def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = self._address[0]
+        return f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -395,3 +402,25 @@ class StubProvider:
     def _count(self, path: str) -> None:
         with self._lock:
             self.requests[path] = self.requests.get(path, 0) + 1
+
+
+def main() -> int:
+    """Serve the stub on ``MOCK_LLM_HOST:MOCK_LLM_PORT`` until SIGTERM/SIGINT (containers)."""
+    import os
+    import signal
+
+    stub = StubProvider(
+        host=os.environ.get("MOCK_LLM_HOST", "127.0.0.1"),
+        port=int(os.environ.get("MOCK_LLM_PORT", "8080")),
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    print(f"stub LLM provider on {stub.base_url} (bound to {stub._address[0]})", flush=True)
+    stopped.wait()
+    stub.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
