@@ -71,6 +71,11 @@ def _store_problem(exc: Exception) -> str:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "UNKNOWN_TABLE" in message or "Unknown table" in message:
         return "the store has no spanledger schema: run `spanledger db migrate` first"
+    if "AUTHENTICATION_FAILED" in message:
+        return (
+            "the collector serving this store refused the query: set "
+            "SPANLEDGER_COLLECTOR_TOKEN to the collector's bearer token"
+        )
     return message
 
 

@@ -101,7 +101,9 @@ class Collector:
 
         cfg = self.config.sql_http
         try:
-            self.sql_http = SqlHttpServer(self.store, cfg.host, cfg.port).start()
+            self.sql_http = SqlHttpServer(
+                self.store, cfg.host, cfg.port, token=self.config.token
+            ).start()
         except OSError as exc:
             log.warning("read-only SQL endpoint not started on %s:%s: %s (reports cannot read "
                         "the embedded store while the collector runs)", cfg.host, cfg.port, exc)

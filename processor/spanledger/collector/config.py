@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spanledger import yamlconf
+from spanledger.store.discovery import TOKEN_ENV
 from spanledger.yamlconf import ConfigError, Node
-
-#: environment variable holding the bearer token when the config does not
-TOKEN_ENV = "SPANLEDGER_COLLECTOR_TOKEN"
 
 
 @dataclass

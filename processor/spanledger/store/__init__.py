@@ -8,6 +8,7 @@ read-only, through the collector's SQL HTTP front (see ``discovery``).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from spanledger.store.base import Store, StoreError, StoreLocked, StoreUnavailable
@@ -68,7 +69,9 @@ def open_store(url: str | None = None, *, read_only: bool = False, migrate: bool
 
 def _via_collector(path: str, locked: StoreLocked) -> Store:
     """A read-only HTTP store on the SQL front of the collector holding ``path``."""
-    from spanledger.store.discovery import FILE_NAME, find_endpoint
+    from urllib.parse import quote
+
+    from spanledger.store.discovery import FILE_NAME, TOKEN_ENV, find_endpoint
     from spanledger.store.http_store import HttpStore
 
     endpoint = find_endpoint(Path(path).expanduser().resolve())
@@ -78,4 +81,7 @@ def _via_collector(path: str, locked: StoreLocked) -> Store:
             "`spanledger collector`) that does not serve SQL: enable the collector's "
             f"sql_http endpoint (it then writes {FILE_NAME} there) or stop the collector"
         ) from locked
+    token = os.environ.get(TOKEN_ENV)
+    if token:  # the collector guards its SQL front with its bearer token
+        endpoint = endpoint.replace("://", f"://default:{quote(token, safe='')}@", 1)
     return HttpStore(parse_url(endpoint), read_only=True)

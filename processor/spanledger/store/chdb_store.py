@@ -9,8 +9,11 @@ last handle. A second process gets :class:`StoreLocked`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,28 @@ def _error(exc: BaseException, path: str) -> StoreError:
     return StoreError(text.strip())
 
 
+@contextlib.contextmanager
+def _engine_stderr_silenced() -> Iterator[None]:
+    """Keep the engine's own start-up chatter off the user's terminal.
+
+    On a locked store the embedded server prints ``Code: 76 ... Cannot lock file``
+    to file descriptor 2 before raising; the exception carries the same text and
+    the CLI turns it into one clear line, so the raw copy is only noise.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _acquire(path: str) -> Any:
     import chdb.session
 
@@ -52,7 +77,8 @@ def _acquire(path: str) -> Any:
             return entry[0]
         Path(path).mkdir(parents=True, exist_ok=True)
         try:
-            session = chdb.session.Session(path)
+            with _engine_stderr_silenced():
+                session = chdb.session.Session(path)
         except Exception as exc:  # chdb raises RuntimeError with ClickHouse's text
             raise _error(exc, path) from exc
         _sessions[path] = [session, 1]

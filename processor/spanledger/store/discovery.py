@@ -15,6 +15,9 @@ import os
 from pathlib import Path
 
 FILE_NAME = "collector.json"
+#: the collector's bearer token; the same variable lets a local report present it
+#: to the SQL front (the token itself is never written into collector.json)
+TOKEN_ENV = "SPANLEDGER_COLLECTOR_TOKEN"
 
 
 def advertise(store_path: str | Path, sql_http_url: str, pid: int | None = None) -> Path:
