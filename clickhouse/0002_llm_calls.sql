@@ -70,7 +70,13 @@ SELECT
     SpanAttributes['gen_ai.operation.name'] AS Operation,
     SpanAttributes['gen_ai.request.model'] AS RequestModel,
     SpanAttributes['gen_ai.response.model'] AS ResponseModel,
-    if(ResponseModel != '', ResponseModel, RequestModel) AS Model,
+    -- what was billed: the answering model, else the requested one; spans priced
+    -- per call (vector databases, tools) are named by their system or tool
+    multiIf(ResponseModel != '', ResponseModel,
+            RequestModel != '', RequestModel,
+            SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'],
+            SpanAttributes['db.system'] != '', SpanAttributes['db.system'],
+            SpanAttributes['gen_ai.tool.name']) AS Model,
     SpanAttributes['gen_ai.agent.name'] AS AgentName,
     toUInt64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.input_tokens'),
         SpanAttributes['gen_ai.usage.input_tokens'],

@@ -331,3 +331,76 @@ def test_focus_export(url: str) -> None:
     code, _, err = run_cli(["report", "spend", "--url", url, "--format", "focus",
                             "--model", "cost-plus"])
     assert code == 2 and "--model do not apply" in err
+
+
+def test_snapshot_reprices_each_call_not_the_summed_tokens(tmp_path: Path) -> None:
+    """claude-sonnet-4-5 has a higher rate above 200k input tokens *per call*.
+
+    Three 150k-token calls sum to 450k tokens; re-pricing the sum as one call
+    would charge all of it at the long-context rate. Each call is below the
+    tier, so the snapshot must equal three base-rate calls (genai-prices itself
+    is the independent calculation).
+    """
+    import datetime as dt
+
+    from genai_prices import Usage, calc_price
+
+    from support.reports import day, llm_span
+
+    spans = [
+        llm_span(trace=f"t{i}", ts=day(3 + i), team="alpha", model="claude-sonnet-4-5",
+                 provider="anthropic", input_tokens=150_000, output_tokens=2_000, cost="1.00")
+        for i in range(3)
+    ]
+    url = load_store(tmp_path / "store", spans)
+    doc = spend_json(url, "--snapshot-prices", "2026-10-01")
+    one = calc_price(Usage(input_tokens=150_000, output_tokens=2_000),
+                     model_ref="claude-sonnet-4-5", provider_id="anthropic",
+                     genai_request_timestamp=dt.datetime(2026, 10, 1, tzinfo=dt.UTC)).total_price
+    assert D(rows_by(doc)["alpha"]["snapshot_cost"]) == 3 * one
+    summed = calc_price(Usage(input_tokens=450_000, output_tokens=6_000),
+                        model_ref="claude-sonnet-4-5", provider_id="anthropic",
+                        genai_request_timestamp=dt.datetime(2026, 10, 1, tzinfo=dt.UTC)).total_price
+    assert summed > 3 * one  # the tier this test is about exists in the catalog
+
+
+def test_snapshot_uses_the_overrides_file_given(tmp_path: Path) -> None:
+    from support.reports import day, llm_span
+
+    prices = write(tmp_path / "prices.yaml", PRICES)
+    url = load_store(tmp_path / "store", [
+        llm_span(trace="b", ts=day(20), team="beta", model="acme-llm", input_tokens=2_000_000,
+                 output_tokens=1_000_000, cost="2.00"),
+    ])
+    doc = spend_json(url, "--snapshot-prices", "2026-10-01", "--prices", prices)
+    assert D(rows_by(doc)["beta"]["snapshot_cost"]) == D("4.00")  # 2M x 1.00 + 1M x 2.00
+    code, _, err = run_cli(["report", "spend", "--url", url, "--prices", prices])
+    assert code == 2 and "--prices applies to --snapshot-prices only" in err
+
+
+def test_snapshot_reprices_vector_search_at_its_per_call_price(tmp_path: Path) -> None:
+    """A qdrant span priced per call is re-priced per call, not reported as 'no price'."""
+    from support.reports import day, llm_span
+
+    prices = write(tmp_path / "prices.yaml", """
+calls:
+  - db_system: qdrant
+    per_call: 0.0002
+  - db_system: qdrant
+    effective_from: 2026-10-15
+    per_call: 0.0001
+""")
+    span = llm_span(trace="v", ts=day(20), team="search", cost="0.0001")
+    attrs = span["SpanAttributes"]
+    for key in ("gen_ai.provider.name", "gen_ai.operation.name", "gen_ai.request.model",
+                "gen_ai.response.model", "gen_ai.usage.input_tokens",
+                "gen_ai.usage.output_tokens"):
+        del attrs[key]
+    attrs["db.system.name"] = "qdrant"
+    url = load_store(tmp_path / "store", [span])
+    doc = spend_json(url, "--by", "team,model", "--snapshot-prices", "2026-10-01",
+                     "--prices", prices)
+    (row,) = doc["rows"]
+    assert row["model"] == "qdrant"
+    assert D(row["cost"]) == D("0.0001") and D(row["snapshot_cost"]) == D("0.0002")
+    assert not any("had no price" in n for n in doc["notes"])

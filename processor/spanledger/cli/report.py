@@ -98,6 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     spend.add_argument("--budgets", metavar="FILE", help="monthly budgets YAML (--model budget)")
     spend.add_argument("--snapshot-prices", metavar="YYYY-MM-DD",
                        help="charge at the prices in force on this date; actual shown beside")
+    spend.add_argument("--prices", metavar="FILE",
+                       help="price overrides YAML for --snapshot-prices, the one the services "
+                            "and collector use (default $SPANLEDGER_PRICES_FILE)")
     spend.add_argument("--as-of", metavar="YYYY-MM-DD",
                        help="'today' for the budget projection (default: today, UTC)")
     spend.set_defaults(func=run_spend)
@@ -183,10 +186,15 @@ def run_spend(args: argparse.Namespace) -> int:
                        if args.invoice_total is not None else None),
         snapshot=(parse_date(args.snapshot_prices, "--snapshot-prices")
                   if args.snapshot_prices else None),
+        prices=args.prices,
         env=args.env,
         today=parse_date(args.as_of, "--as-of") if args.as_of else None,
     )
     opts.validate(files_loaded=False)  # cheap flag checks before reading any file
+    if args.prices and opts.snapshot is None:
+        raise UsageError(
+            "--prices applies to --snapshot-prices only (actual costs are on the spans)"
+        )
     if args.budgets and opts.model != "budget":
         raise UsageError("--budgets applies to --model budget only")
     if opts.model == "budget" and not args.budgets:

@@ -19,12 +19,12 @@ Definitions (also in the ``report spend --help`` text):
 from __future__ import annotations
 
 import decimal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
 from spanledger.pricing.types import USD_QUANTUM, TokenUsage, usd
-from spanledger.reports.queries import SpendRow
+from spanledger.reports.queries import CallUsageRow, SpendRow
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -113,15 +113,35 @@ class GroupSpend:
 
 
 PriceFn = Callable[[str, str, TokenUsage], Decimal | None]
+#: group -> (cost re-priced at the snapshot date, priced calls that had no price then)
+Snapshot = Mapping[tuple[str, ...], tuple[Decimal, int]]
 
 
-def group_spend(rows: Iterable[SpendRow],
-                snapshot_price: PriceFn | None = None) -> list[GroupSpend]:
-    """Sum provider/model/status rows into groups; optionally re-price at a snapshot.
+def snapshot_costs(calls: Iterable[CallUsageRow], price: PriceFn) -> dict[tuple[str, ...],
+                                                                         tuple[Decimal, int]]:
+    """Re-price every priced call at the snapshot date, one call's usage at a time.
 
-    ``snapshot_price(provider, model, usage)`` returns the cost of ``usage`` at
-    the snapshot date, or None when the model had no price then (those calls
-    keep their actual cost and are counted in ``snapshot_fallback_calls``).
+    ``price(provider, model, usage)`` is the cost of ONE call with ``usage`` at
+    the snapshot date, or None when the model had no price then: those calls
+    keep their actual cost and are counted. Each call is rounded to 1e-12 USD
+    like a span's own cost, then multiplied by the number of identical calls.
+    """
+    out: dict[tuple[str, ...], tuple[Decimal, int]] = {}
+    for r in calls:
+        usage = TokenUsage(r.input_tokens, r.output_tokens, r.cache_read_tokens,
+                           r.cache_write_tokens, r.reasoning_tokens)
+        one = price(r.provider, r.model, usage) if r.model else None
+        cost, fallback = out.get(r.group, (ZERO, 0))
+        if one is None:
+            out[r.group] = (cost + r.cost, fallback + r.calls)
+        else:
+            out[r.group] = (cost + usd(one) * r.calls, fallback)
+    return out
+
+
+def group_spend(rows: Iterable[SpendRow], snapshot: Snapshot | None = None) -> list[GroupSpend]:
+    """Sum provider/model/status rows into groups, with their snapshot cost if given.
+
     Unpriced calls stay unpriced under a snapshot too.
     """
     groups: dict[tuple[str, ...], GroupSpend] = {}
@@ -129,8 +149,8 @@ def group_spend(rows: Iterable[SpendRow],
         g = groups.get(r.group)
         if g is None:
             g = groups[r.group] = GroupSpend(r.group)
-            if snapshot_price is not None:
-                g.snapshot_cost = ZERO
+            if snapshot is not None:
+                g.snapshot_cost, g.snapshot_fallback_calls = snapshot.get(r.group, (ZERO, 0))
         g.calls += r.calls
         g.errors += r.errors
         g.input_tokens += r.input_tokens
@@ -142,14 +162,6 @@ def group_spend(rows: Iterable[SpendRow],
             g.unpriced_tokens += r.input_tokens + r.output_tokens
             continue
         g.cost += r.cost
-        if snapshot_price is not None and g.snapshot_cost is not None:
-            usage = TokenUsage(r.input_tokens, r.output_tokens, r.cache_read_tokens,
-                               r.cache_write_tokens, r.reasoning_tokens)
-            price = snapshot_price(r.provider, r.model, usage)
-            if price is None:
-                g.snapshot_fallback_calls += r.calls
-                price = r.cost
-            g.snapshot_cost += usd(price)
     return sorted(groups.values(), key=lambda g: g.group)
 
 

@@ -118,6 +118,52 @@ def fetch_spend(store: Store, period: Period, dims: Sequence[str],
 
 
 @dataclass(frozen=True, slots=True)
+class CallUsageRow:
+    """Priced calls of one group x provider x model that had exactly this usage."""
+
+    group: tuple[str, ...]
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    calls: int
+    cost: Decimal
+
+
+def fetch_call_usage(store: Store, period: Period, dims: Sequence[str],
+                     env: str | None = None) -> list[CallUsageRow]:
+    """Priced calls grouped by their own usage, from ``llm_calls``.
+
+    Re-pricing must see each call's usage: prices are tiered per call (e.g. a
+    higher rate above 200k input tokens), so pricing the period's summed tokens
+    as one call would put everything in the top tier. Calls with identical
+    usage share a row, which keeps this to the number of distinct usages.
+    """
+    cols = [DIMENSIONS[d] for d in dims]
+    group_sql = ", ".join(f"toString({c})" for c in cols)
+    usage_cols = "InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens"
+    sql = (
+        f"SELECT {group_sql}, toString(Provider), toString(Model), {usage_cols}, count(), "
+        "toString(sum(Cost)) "
+        f"FROM llm_calls WHERE Status = 'priced' AND {_day_filter(period)}{_env_filter(env)} "
+        f"GROUP BY {group_sql}, Provider, Model, {usage_cols}"
+    )
+    n = len(cols)
+    return [
+        CallUsageRow(
+            group=tuple(str(v) for v in r[:n]), provider=str(r[n]), model=str(r[n + 1]),
+            input_tokens=int(r[n + 2]), output_tokens=int(r[n + 3]),
+            cache_read_tokens=int(r[n + 4]), cache_write_tokens=int(r[n + 5]),
+            reasoning_tokens=int(r[n + 6]), calls=int(r[n + 7]), cost=Decimal(str(r[n + 8])),
+        )
+        for r in store.query(sql)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class DailyRow:
     day: dt.date
     group: str

@@ -18,7 +18,13 @@ from spanledger.pricing.types import TokenUsage
 from spanledger.reports import chargeback as cb
 from spanledger.reports.config import Budgets, SharedCosts
 from spanledger.reports.period import Period, utc_today
-from spanledger.reports.queries import NO_TABLES, SpendRow, fetch_spend, missing_rollups
+from spanledger.reports.queries import (
+    NO_TABLES,
+    SpendRow,
+    fetch_call_usage,
+    fetch_spend,
+    missing_rollups,
+)
 from spanledger.reports.tabular import Column, Report
 from spanledger.store.base import Store
 
@@ -36,6 +42,8 @@ class SpendOptions:
     shared: SharedCosts | None = None
     budgets: Budgets | None = None
     snapshot: dt.date | None = None
+    #: overrides file for --snapshot-prices (default $SPANLEDGER_PRICES_FILE)
+    prices: str | None = None
     env: str | None = None
     #: "now" for the budget projection (default: today in UTC)
     today: dt.date | None = None
@@ -68,41 +76,55 @@ class SpendOptions:
             raise UsageError("--budgets applies to --model budget only")
 
 
-def snapshot_pricer(at: dt.date) -> cb.PriceFn:
-    """Price token counts at the prices in force at 00:00 UTC on ``at``."""
+def snapshot_pricer(at: dt.date, prices: str | None = None) -> cb.PriceFn:
+    """Price one call's usage at the prices in force at 00:00 UTC on ``at``.
+
+    ``prices`` is the overrides file the services and the collector price with
+    (default: ``$SPANLEDGER_PRICES_FILE``), so negotiated rates apply here too.
+    """
     from spanledger.pricing.catalog import PriceCatalog
 
-    catalog = PriceCatalog.from_env()
+    catalog = PriceCatalog(prices) if prices else PriceCatalog.from_env()
     when = dt.datetime(at.year, at.month, at.day, tzinfo=dt.UTC)
 
     def price(provider: str, model: str, usage: TokenUsage) -> Decimal | None:
         if not model:
             return None
-        cost = catalog.price_tokens(provider or None, model, usage, at=when)
+        if usage.is_empty:  # a vector-database or tool span, priced per call
+            cost = (catalog.price_call(db_system=model, at=when)
+                    or catalog.price_call(tool=model, at=when))
+        else:
+            cost = catalog.price_tokens(provider or None, model, usage, at=when)
         return None if cost is None else cost.total
 
     return price
 
 
-def build_spend_report(store: Store, opts: SpendOptions,
-                       pricer: cb.PriceFn | None = None) -> Report:
-    """Fetch and build; ``pricer`` replaces the catalog for --snapshot-prices."""
+def build_spend_report(store: Store, opts: SpendOptions) -> Report:
+    """Fetch and build; with --snapshot-prices every priced call is re-priced at that date."""
     opts.validate()
     if missing_rollups(store):
-        report = spend_report([], opts, pricer)
+        report = spend_report([], opts, {} if opts.snapshot is not None else None)
         report.notes.insert(0, NO_TABLES)
         return report
     rows = fetch_spend(store, opts.period, opts.dims, opts.env)
-    if opts.snapshot is not None and pricer is None:
-        pricer = snapshot_pricer(opts.snapshot)
-    return spend_report(rows, opts, pricer)
+    snapshot = None
+    if opts.snapshot is not None:
+        calls = fetch_call_usage(store, opts.period, opts.dims, opts.env)
+        snapshot = cb.snapshot_costs(calls, snapshot_pricer(opts.snapshot, opts.prices))
+    return spend_report(rows, opts, snapshot)
 
 
 def spend_report(rows: list[SpendRow], opts: SpendOptions,
-                 pricer: cb.PriceFn | None = None) -> Report:
-    """The spend report over already fetched rows (pure: no store, no clock unless today unset)."""
+                 snapshot: cb.Snapshot | None = None) -> Report:
+    """The spend report over already fetched rows (pure: no store, no clock unless today unset).
+
+    ``snapshot`` (required with --snapshot-prices) is :func:`chargeback.snapshot_costs`.
+    """
     opts.validate()
-    groups = cb.group_spend(rows, pricer if opts.snapshot is not None else None)
+    if opts.snapshot is not None and snapshot is None:
+        raise ValueError("spend_report: --snapshot-prices needs the re-priced calls")
+    groups = cb.group_spend(rows, snapshot if opts.snapshot is not None else None)
     if opts.model == "budget":
         assert opts.budgets is not None
         have = {g.group for g in groups}
