@@ -45,7 +45,13 @@ from spanledger.pricing.overrides import (
     load_overrides,
 )
 from spanledger.pricing.providers import NO_CATALOG, genai_prices_provider
-from spanledger.pricing.rates import RateCard, base_price, compile_model_price, token_card
+from spanledger.pricing.rates import (
+    RateCard,
+    base_price,
+    compile_model_price,
+    cost_to_pico,
+    token_card,
+)
 from spanledger.pricing.types import ZERO, Cost, TokenUsage, usd
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,9 @@ _WARNED_UNPRICED: set[tuple[str, str]] = set()
 _WARNED_LOCK = threading.Lock()
 
 _TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+#: marks a (provider, model) whose price depends on the call's time or on overrides
+_DYNAMIC: Any = object()
+_MISSING: Any = object()
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,9 @@ class PriceCatalog:
             tuple[int, int], tuple[ModelPeriod, ModelPrice | None, RateCard]
         ] = {}
         self._call_rules: dict[tuple[str, str], tuple[Rule, ...]] = {}
+        #: (provider, model) -> (card, source) when one integer-pico card prices every call
+        #: whatever its time, None when the model is unknown, else _DYNAMIC (see price_tokens_pico)
+        self._static: dict[tuple[str | None, str], Any] = {}
         self._lock = threading.Lock()
         self._unpriced: dict[tuple[str, str], int] = {}
         self._warned: set[tuple[Any, ...]] = set()
@@ -254,6 +266,45 @@ class PriceCatalog:
             return self._card(mp).cost(usage, source, period.factor)
         assert rule is not None
         return self._override_card(r, rule, period, at).cost(usage, source, period.factor)
+
+    def price_tokens_pico(
+        self, provider: str | None, model: str, counts: tuple[int, int, int, int, int],
+        at: dt.datetime,
+    ) -> tuple[list[int] | tuple[int, ...], str] | None:
+        """:meth:`price_tokens` as exact integer pico-dollar parts and the price source.
+
+        ``counts`` is :func:`~spanledger.pricing.usage.read_counts` output. The
+        per-span path of the processor: most models have one price list with
+        no date or override rules, so their compiled card is looked up once
+        per (provider, model) (the card, not any cost) and applied in integer
+        arithmetic. Everything else goes through :meth:`price_tokens`.
+        """
+        key = (provider, model)
+        entry = self._static.get(key, _MISSING)
+        if entry is _MISSING:
+            entry = self._static_entry(key)
+        if entry is None:
+            return None
+        if entry is not _DYNAMIC:
+            card, source = entry
+            return card.pico(counts), source
+        cost = self.price_tokens(provider, model, TokenUsage(*counts), at)
+        return None if cost is None else (cost_to_pico(cost), cost.source)
+
+    def _static_entry(self, key: tuple[str | None, str]) -> Any:
+        r = self._resolved.get(key) or self._resolve(*key)
+        entry: Any = _DYNAMIC
+        if not r.rules:
+            if r.gp_model is None:
+                entry = None  # unknown with or without a date: unpriced
+            elif isinstance(r.gp_model.prices, ModelPrice):  # no date-conditional prices
+                card = self._card(r.gp_model.prices)
+                if card.exact_pico:
+                    entry = (card, self.version)
+        if len(self._static) >= MAX_CACHE:
+            self._static.clear()
+        self._static[key] = entry
+        return entry
 
     def _override_card(
         self, r: _Resolved, rule: Rule, period: ModelPeriod, at: dt.datetime

@@ -13,6 +13,14 @@ cached tokens at the input price, exactly as genai-prices does.
 
 Tiered prices (a rate for all tokens once the prompt crosses a threshold, as
 genai-prices models them) are picked by total input tokens.
+
+Integer pico-dollars: a genai-prices rate per million tokens with at most six
+decimals is a whole number of pico-dollars (1e-12 USD, the stored scale) per
+token, so ``tokens x rate`` is exact integer arithmetic and needs no rounding
+at all. Cards whose every rate is such a whole number get an integer plan
+(:meth:`RateCard.pico`), several times cheaper than Decimal multiply + quantize;
+anything else (fractional pico rates, discount factors) keeps the Decimal path,
+so results are identical either way (tests/test_pricing_pico.py checks it).
 """
 
 from __future__ import annotations
@@ -25,6 +33,70 @@ from genai_prices.data_units import unit_data
 from genai_prices.types import ModelPrice, TieredPrices
 
 from spanledger.pricing.types import USD_QUANTUM, ZERO, Cost, TokenUsage
+
+#: Decimal value of one pico-dollar: ``Decimal(n) * PICO`` is n pico-dollars at scale 1e-12
+PICO = Decimal("1e-12")
+PICO_PER_USD = 1_000_000_000_000
+#: a pico amount below this converts to Decimal without rounding (28-digit context)
+_EXACT_PICO = 10**27
+
+_new = object.__new__
+_set_input, _set_output, _set_cache_read, _set_cache_write, _set_source = (
+    Cost.__dict__[name].__set__  # the slot descriptors of the frozen dataclass
+    for name in ("input", "output", "cache_read", "cache_write", "source")
+)
+
+
+def make_cost(
+    input: Decimal, output: Decimal, cache_read: Decimal, cache_write: Decimal, source: str
+) -> Cost:
+    """``Cost(...)`` at half the price, for the per-span path.
+
+    The frozen dataclass ``__init__`` pays an ``object.__setattr__`` call per
+    field (~0.4 us in all); writing the slots through their descriptors gives
+    the same object (Cost has no ``__post_init__``).
+    """
+    cost = _new(Cost)
+    _set_input(cost, input)
+    _set_output(cost, output)
+    _set_cache_read(cost, cache_read)
+    _set_cache_write(cost, cache_write)
+    _set_source(cost, source)
+    return cost
+
+
+def cost_from_pico(parts: list[int] | tuple[int, ...], source: str) -> Cost:
+    """The :class:`Cost` of integer pico-dollar parts.
+
+    Each part is exact at scale 1e-12: the same Decimal, exponent included,
+    that quantizing the Decimal product gives.
+    """
+    a, b, c, d = parts
+    if a < _EXACT_PICO and b < _EXACT_PICO and c < _EXACT_PICO and d < _EXACT_PICO:
+        p = PICO
+        return make_cost(Decimal(a) * p, Decimal(b) * p, Decimal(c) * p, Decimal(d) * p, source)
+    big = [Decimal(x).scaleb(-12).quantize(USD_QUANTUM) for x in parts]
+    return make_cost(big[0], big[1], big[2], big[3], source)
+
+
+def cost_to_pico(cost: Cost) -> tuple[int, int, int, int]:
+    """Integer pico-dollar parts of a Cost (exact: its parts are quantized to 1e-12)."""
+    return (
+        int(cost.input.scaleb(12)),
+        int(cost.output.scaleb(12)),
+        int(cost.cache_read.scaleb(12)),
+        int(cost.cache_write.scaleb(12)),
+    )
+
+
+def _as_pico(price: Decimal) -> int | None:
+    """Whole pico-dollars per unit, or None when the price is finer than that."""
+    scaled = price.scaleb(12)
+    whole = int(scaled)
+    return whole if scaled == whole else None
+
+
+PicoStep = tuple[int, int, tuple[tuple[int, int], ...], int, tuple[tuple[int, int], ...]]
 
 # parts of a Cost
 INPUT, OUTPUT, CACHE_READ, CACHE_WRITE = range(4)
@@ -85,7 +157,7 @@ class Rate:
 class RateCard:
     """A compiled price list; :meth:`cost` prices one call."""
 
-    __slots__ = ("_plan", "rates", "tiered")
+    __slots__ = ("_pico_plan", "_plan", "rates", "tiered")
 
     def __init__(self, rates: tuple[Rate, ...]) -> None:
         self.rates = rates
@@ -101,6 +173,46 @@ class RateCard:
             )
             for r in rates
         )
+        #: the same plan in whole pico-dollars per unit; None when a price is finer than that
+        self._pico_plan: tuple[PicoStep, ...] | None = None
+        pico_plan: list[PicoStep] = []
+        for part, constant, terms, price, tiers in self._plan:
+            pico_price = _as_pico(price)
+            pico_tiers = [(t, _as_pico(p)) for t, p in tiers]
+            if pico_price is None or any(p is None for _, p in pico_tiers):
+                break
+            pico_plan.append(
+                (part, constant, terms, pico_price, tuple((t, p or 0) for t, p in pico_tiers))
+            )
+        else:
+            self._pico_plan = tuple(pico_plan)
+
+    @property
+    def exact_pico(self) -> bool:
+        """True when :meth:`pico` prices every call of this card (all rates whole pico)."""
+        return self._pico_plan is not None
+
+    def pico(self, u: tuple[int, int, int, int, int]) -> list[int] | None:
+        """Exact cost parts [input, output, cache_read, cache_write] in pico-dollars.
+
+        ``u`` is the usage (input, output, cache_read, cache_write, reasoning).
+        None when a rate is not a whole number of pico-dollars (use :meth:`cost`).
+        """
+        plan = self._pico_plan
+        if plan is None:
+            return None
+        parts = [0, 0, 0, 0]
+        for part, n, terms, price, tiers in plan:
+            for i, sign in terms:
+                n += u[i] * sign
+            if n <= 0:
+                continue
+            for threshold, tier_price in tiers:
+                if u[0] > threshold:
+                    price = tier_price
+                    break
+            parts[part] += price * n
+        return parts
 
     def parts(self, usage: TokenUsage) -> list[Decimal]:
         """Unrounded cost parts [input, output, cache_read, cache_write]."""
@@ -126,12 +238,29 @@ class RateCard:
 
     def cost(self, usage: TokenUsage, source: str, factor: Decimal | None = None) -> Cost:
         """The call's cost; ``factor`` (e.g. 0.85 for a 15% discount) scales every part."""
+        if factor is None and self._pico_plan is not None:
+            pico = self.pico(
+                (
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.cache_read_tokens,
+                    usage.cache_write_tokens,
+                    usage.reasoning_tokens,
+                )
+            )
+            return cost_from_pico(pico, source)  # type: ignore[arg-type]
+        return self.decimal_cost(usage, source, factor)
+
+    def decimal_cost(
+        self, usage: TokenUsage, source: str, factor: Decimal | None = None
+    ) -> Cost:
+        """:meth:`cost` in Decimal arithmetic: any rate; the reference the pico path matches."""
         p = self.parts(usage)
         if factor is not None:
             p = [x * factor for x in p]
         # = spanledger.pricing.types.usd(), inlined: this runs on every priced span
         q, r = USD_QUANTUM, ROUND_HALF_EVEN
-        return Cost(
+        return make_cost(
             p[0].quantize(q, r),
             p[1].quantize(q, r),
             p[2].quantize(q, r),

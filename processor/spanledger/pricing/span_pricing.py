@@ -13,6 +13,11 @@ price). The caller decides ``aggregate``.
 
 Per-call prices (vector databases by ``db.system.name``, tools by
 ``gen_ai.tool.name``) put the whole cost in the ``input`` part.
+
+Two forms of one decision: :func:`price_span_pico` (money as exact integer
+pico-dollars, plain tuples; the in-service processor's per-span path, which
+never needs a Decimal) and :func:`price_span` (the documented SpanPrice with
+Decimal Cost, built from the former), so both always agree.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from typing import Any, NamedTuple
 
 from spanledger import semconv
 from spanledger.pricing.catalog import PriceCatalog
+from spanledger.pricing.rates import cost_from_pico, cost_to_pico
 from spanledger.pricing.types import Cost, TokenUsage
-from spanledger.pricing.usage import read_model, read_provider, read_usage
+from spanledger.pricing.usage import read_counts
 
 #: any of these makes a span a GenAI span
 GENAI_KEYS: frozenset[str] = frozenset(
@@ -128,10 +134,32 @@ def _price_call(catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: 
     )
 
 
-def price_span(
+#: (status, pico parts [input, output, cache_read, cache_write] or None, price source or
+#: None, provider, model, usage counts or None, the Cost when one was built on the way)
+PicoPrice = tuple[
+    str,
+    "list[int] | tuple[int, ...] | None",
+    "str | None",
+    "str | None",
+    "str | None",
+    "tuple[int, int, int, int, int] | None",
+    "Cost | None",
+]
+
+_PRICED, _UNPRICED, _NO_USAGE = (
+    semconv.STATUS_PRICED, semconv.STATUS_UNPRICED, semconv.STATUS_NO_USAGE)
+_PROVIDER, _PROVIDER_LEGACY = semconv.PROVIDER
+_RESPONSE_MODEL, _REQUEST_MODEL = semconv.RESPONSE_MODEL, semconv.REQUEST_MODEL
+
+
+def _priced_call(cost: Cost, provider: str | None, model: str | None) -> PicoPrice:
+    return (_PRICED, cost_to_pico(cost), cost.source, provider, model, None, cost)
+
+
+def price_span_pico(
     catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: int
-) -> SpanPrice | None:
-    """Price a finished span; None = not a GenAI or priceable span (leave it alone)."""
+) -> PicoPrice | None:
+    """:func:`price_span` with money as exact integer pico-dollars; None = not priceable."""
     if not attrs:
         return None
     if GENAI_KEYS.isdisjoint(attrs):
@@ -142,18 +170,48 @@ def price_span(
         cost = _price_call(catalog, d, start_time_ns)
         if cost is None:
             return None  # e.g. a SQL span of a database without a per-call price
-        return SpanPrice(semconv.STATUS_PRICED, cost, None, None, None)
+        return _priced_call(cost, None, None)
     d = _as_dict(attrs)
-    provider, model = read_provider(d), read_model(d)
-    usage = read_usage(d)
-    if usage is None:
+    get = d.get
+    # read_provider / read_model inlined (same rules: first non-empty string)
+    provider = get(_PROVIDER)
+    if type(provider) is not str or not provider:
+        provider = get(_PROVIDER_LEGACY)
+        if type(provider) is not str or not provider:
+            provider = None
+    model = get(_RESPONSE_MODEL)
+    if type(model) is not str or not model:
+        model = get(_REQUEST_MODEL)
+        if type(model) is not str or not model:
+            model = None
+    counts = read_counts(d)
+    if counts is None:
         if catalog.call_keys and not catalog.call_keys.isdisjoint(d):
             cost = _price_call(catalog, d, start_time_ns)
             if cost is not None:
-                return SpanPrice(semconv.STATUS_PRICED, cost, provider, model, None)
-        return SpanPrice(semconv.STATUS_NO_USAGE, None, provider, model, None)
-    cost = catalog.price_tokens(provider, model, usage, span_time(start_time_ns)) if model else None
-    if cost is None:
+                return _priced_call(cost, provider, model)
+        return (_NO_USAGE, None, None, provider, model, None, None)
+    priced = (
+        catalog.price_tokens_pico(provider, model, counts, span_time(start_time_ns))
+        if model
+        else None
+    )
+    if priced is None:
         catalog.note_unpriced(provider, model)
-        return SpanPrice(semconv.STATUS_UNPRICED, None, provider, model, usage)
-    return SpanPrice(semconv.STATUS_PRICED, cost, provider, model, usage)
+        return (_UNPRICED, None, None, provider, model, counts, None)
+    return (_PRICED, priced[0], priced[1], provider, model, counts, None)
+
+
+def price_span(
+    catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: int
+) -> SpanPrice | None:
+    """Price a finished span; None = not a GenAI or priceable span (leave it alone)."""
+    result = price_span_pico(catalog, attrs, start_time_ns)
+    if result is None:
+        return None
+    status, parts, source, provider, model, counts, cost = result
+    if cost is None and parts is not None:
+        cost = cost_from_pico(parts, source or "")
+    return SpanPrice(
+        status, cost, provider, model, None if counts is None else TokenUsage(*counts)
+    )

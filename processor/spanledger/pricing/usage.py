@@ -53,6 +53,16 @@ def _float_count(value: float) -> int | None:
     return int(value)
 
 
+def _count_from(value: Any, attrs: Mapping[str, Any], legacy: str) -> int | None:
+    """The slow half of a count: ``value`` (under the current name) was not a plain int."""
+    if value is not None:
+        count = to_count(value)
+        if count is not None:
+            return count
+    value = attrs.get(legacy)
+    return None if value is None else to_count(value)
+
+
 def _count(attrs: Mapping[str, Any], current: str, legacy: str) -> int | None:
     """First valid count under the current, then the legacy name (ints take the fast path)."""
     value = attrs.get(current)
@@ -75,21 +85,38 @@ _REASONING, _REASONING_LEGACY = semconv.REASONING_TOKENS
 
 def read_usage(attrs: Mapping[str, Any]) -> TokenUsage | None:
     """Usage of the call, or None when the span carries no (valid) usage at all."""
-    input_tokens = _count(attrs, _INPUT, _PROMPT)
-    output_tokens = _count(attrs, _OUTPUT, _COMPLETION)
-    cache_read = _count(attrs, _CACHE_READ, _CACHE_READ_LEGACY)
-    cache_write = _count(attrs, _CACHE_WRITE, _CACHE_WRITE_LEGACY)
-    counts = (input_tokens, output_tokens, cache_read, cache_write)
-    if counts == (None, None, None, None):
+    counts = read_counts(attrs)
+    return None if counts is None else TokenUsage(*counts)
+
+
+def read_counts(attrs: Mapping[str, Any]) -> tuple[int, int, int, int, int] | None:
+    """:func:`read_usage` as a plain tuple (input, output, cache_read, cache_write, reasoning).
+
+    The per-span form: a tuple costs a tenth of a frozen dataclass, and each
+    count is read inline with one ``get`` when it is a plain int under the
+    current name (what the 0.62 instrumentations send); anything else takes
+    :func:`_count_from`, which applies the same rules as :func:`_count`.
+    """
+    get = attrs.get
+    v = get(_INPUT)
+    inp = v if type(v) is int and v >= 0 else _count_from(v, attrs, _PROMPT)
+    v = get(_OUTPUT)
+    out = v if type(v) is int and v >= 0 else _count_from(v, attrs, _COMPLETION)
+    v = get(_CACHE_READ)
+    cr = v if type(v) is int and v >= 0 else _count_from(v, attrs, _CACHE_READ_LEGACY)
+    v = get(_CACHE_WRITE)
+    cw = v if type(v) is int and v >= 0 else _count_from(v, attrs, _CACHE_WRITE_LEGACY)
+    if inp is None and out is None and cr is None and cw is None:
         return None
-    reasoning = _count(attrs, _REASONING, _REASONING_LEGACY) or 0
-    inp, out = input_tokens or 0, output_tokens or 0
-    cr, cw = cache_read or 0, cache_write or 0
+    v = get(_REASONING)
+    reasoning = (v if type(v) is int and v >= 0
+                 else _count_from(v, attrs, _REASONING_LEGACY)) or 0
+    inp, out, cr, cw = inp or 0, out or 0, cr or 0, cw or 0
     if cr + cw > inp:  # impossible under semconv: legacy "input excludes cache"
         inp += cr + cw
     if reasoning > out:  # likewise for "output excludes reasoning"
         out += reasoning
-    return TokenUsage(inp, out, cr, cw, reasoning)
+    return (inp, out, cr, cw, reasoning)
 
 
 def _first_text(attrs: Mapping[str, Any], names: tuple[str, ...]) -> str | None:

@@ -63,6 +63,14 @@ _current_context = getattr(getattr(_runtime, "_current_context", None), "get", N
     context_api.get_current)
 _BAG_CACHE_MAX = 512
 _TRACE_ID, _SPAN_ID, _IS_REMOTE = 0, 1, 2  # positions in the SpanContext tuple
+_PICO_PER_USD = 1_000_000_000_000
+# semconv names and values bound once: module globals, not two attribute loads per use
+_OPERATION, _AGGREGATE_OPS = sc.OPERATION, sc.AGGREGATE_OPERATIONS
+_COST, _COST_INPUT, _COST_OUTPUT = sc.COST, sc.COST_INPUT, sc.COST_OUTPUT
+_COST_CACHE_READ, _COST_CACHE_WRITE = sc.COST_CACHE_READ, sc.COST_CACHE_WRITE
+_COST_STATUS, _COST_ROLLUP, _PRICE_SOURCE = sc.COST_STATUS, sc.COST_ROLLUP, sc.PRICE_SOURCE
+_STEP, _TO_DATE = sc.STEP, sc.TRACE_COST_TO_DATE
+_PRICED, _UNPRICED, _AGGREGATE = sc.STATUS_PRICED, sc.STATUS_UNPRICED, sc.STATUS_AGGREGATE
 
 # OpenTelemetry counters (no-ops until the application installs a MeterProvider),
 # mirroring ProcessorStats for dashboards and alerts.
@@ -133,7 +141,8 @@ class CostSpanProcessor(SpanProcessor):
         max_traces: int = 10_000,
         max_age_s: float = 3600.0,
     ) -> None:
-        from spanledger.pricing.span_pricing import price_span  # the pricing module's one entry
+        # the pricing module's one decision, in its integer pico-dollar form (no Decimals per span)
+        from spanledger.pricing.span_pricing import price_span_pico
 
         from .state import PendingRollups, RootTable, TraceTable
 
@@ -149,7 +158,7 @@ class CostSpanProcessor(SpanProcessor):
         self._next_on_ending = (None if ending is None or ending is SpanProcessor._on_ending
                                 else next_processor._on_ending)
         self.catalog = catalog
-        self._price_span = price_span
+        self._price_span = price_span_pico
         self._triggers = _GENAI_TRIGGERS | frozenset(getattr(catalog, "call_keys", None) or ())
         keys = tuple(attribution_keys) if attribution_keys is not None else (
             sc.DEFAULT_ATTRIBUTION_KEYS)
@@ -166,6 +175,7 @@ class CostSpanProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._pending = PendingRollups(max_entries=max(10 * max_traces, 1000), lock=self._lock)
         self._pending_items = self._pending.items
+        self._max_pending = self._pending.max_entries
         self._last_bag: tuple[object, dict[str, Any]] = (object(), _EMPTY)
         self.stats = ProcessorStats()
         self._bag_cache: dict[int, tuple[object, dict[str, Any]]] = {}
@@ -263,53 +273,70 @@ class CostSpanProcessor(SpanProcessor):
             out = span
         self._next_on_end(out)
 
-    def _enrich(self, span: ReadableSpan, raw: Any, pending: Decimal | None) -> ReadableSpan:
-        op = raw.get(sc.OPERATION)
+    def _enrich(self, span: ReadableSpan, raw: Any, pending: int | None) -> ReadableSpan:
+        """Price, number and roll up one span; money stays integer pico-dollars throughout.
+
+        Sums of pico-dollar ints are exact, and ``pico / 10**12`` (int / int) is
+        the correctly rounded float of the exact amount, i.e. the same float as
+        ``float()`` of the 1e-12-quantized Decimal: the attributes are those of
+        ``SpanPrice.attributes()`` without building a Decimal per span.
+        """
+        op = raw.get(_OPERATION)
         price = self._price_span(self.catalog, raw, span._start_time or 0)
         parent = span._parent
-        if pending is not None or op in sc.AGGREGATE_OPERATIONS:
-            if pending is not None and parent is not None and not parent.is_remote:
-                self._pending.add(parent.span_id, pending)
+        if pending is not None or op in _AGGREGATE_OPS:
+            if pending is not None and parent is not None and not parent[_IS_REMOTE]:
+                self._pending.add(parent[_SPAN_ID], pending)
             if op is None and price is None:
                 return span  # a plain span between a priced call and its GenAI ancestor
-            merged = dict(raw)
-            merged[sc.COST_STATUS] = sc.STATUS_AGGREGATE
-            # sums of 1e-12-quantized Decimals are exact: no re-rounding needed
-            merged[sc.COST_ROLLUP] = float(pending) if pending is not None else 0.0
+            merged = raw.copy()
+            merged[_COST_STATUS] = _AGGREGATE
+            merged[_COST_ROLLUP] = pending / _PICO_PER_USD if pending is not None else 0.0
             return self._copy(span, merged)
         if price is None:
             return span
-        merged = {**raw, **price.attributes()}
-        cost = price.cost
-        if price.status == sc.STATUS_PRICED and cost is not None:
-            total = cost.total
-            trace_id = span._context.trace_id
+        status, parts, source = price[0], price[1], price[2]
+        merged = raw.copy()
+        if status == _PRICED and parts is not None:
+            a, b, c, d = parts
+            total = a + b + c + d
+            # the keys and order of SpanPrice.attributes()
+            merged[_COST] = total / _PICO_PER_USD
+            merged[_COST_INPUT] = a / _PICO_PER_USD
+            merged[_COST_OUTPUT] = b / _PICO_PER_USD
+            merged[_COST_CACHE_READ] = c / _PICO_PER_USD
+            merged[_COST_CACHE_WRITE] = d / _PICO_PER_USD
+            merged[_COST_STATUS] = _PRICED
+            merged[_PRICE_SOURCE] = source
+            trace_id = span._context[_TRACE_ID]
             end_ns = span._end_time or 0
             table = self.traces
             state = table.get(trace_id)
             if state is None:  # the trace's first priced call here (or evicted)
                 state = table.create(trace_id, end_ns)
-            local_parent = parent is not None and not parent.is_remote
+            local_parent = parent is not None and not parent[_IS_REMOTE]
+            pending_items = self._pending_items
             with self._lock:  # one lock for the running total and the parent's rollup
-                state.step += 1
-                state.cost += total
-                step = state.step
-                to_date = state.cost
+                state.step = step = state.step + 1
+                state.cost = to_date = state.cost + total
                 if local_parent:
-                    items = self._pending.items
-                    items[parent.span_id] = items.get(parent.span_id, ZERO) + total
+                    parent_id = parent[_SPAN_ID]
+                    pending_items[parent_id] = pending_items.get(parent_id, 0) + total
             table.touch(trace_id, state, end_ns)
-            merged[sc.STEP] = step
-            merged[sc.TRACE_COST_TO_DATE] = float(to_date)
-            if local_parent and len(self._pending.items) > self._pending.max_entries:
+            merged[_STEP] = step
+            merged[_TO_DATE] = to_date / _PICO_PER_USD
+            if local_parent and len(pending_items) > self._max_pending:
                 self._pending.trim()
             if self._require_attrs:
                 self._check_required(raw, total, span)
-        elif self._require_attrs and price.status == sc.STATUS_UNPRICED:
-            self._check_required(raw, None, span)
+        else:
+            merged[_COST_STATUS] = status
+            if self._require_attrs and status == _UNPRICED:
+                self._check_required(raw, None, span)
         return self._copy(span, merged)
 
-    def _check_required(self, raw: Any, total: Decimal | None, span: ReadableSpan) -> None:
+    def _check_required(self, raw: Any, total_pico: int | None, span: ReadableSpan) -> None:
+        total = None if total_pico is None else Decimal(total_pico).scaleb(-12)
         missing = tuple(k for k, a in zip(self.require, self._require_attrs, strict=True)
                         if not raw.get(a))
         if not missing:
@@ -321,7 +348,7 @@ class CostSpanProcessor(SpanProcessor):
         labels = {"spanledger.missing": ",".join(missing)}
         UNATTRIBUTED_CALLS.add(1, labels)
         if total is not None:
-            UNATTRIBUTED_COST.add(float(total), labels)
+            UNATTRIBUTED_COST.add(float(total), labels)  # = total_pico / 10**12
         key = ("require", missing)
         if key not in self._logged:
             self._logged.add(key)

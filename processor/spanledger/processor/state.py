@@ -15,6 +15,9 @@ which is what keeps the processor cheap on the 99% of spans that are not LLM
 calls. Memory is bounded: at most ``max_traces`` traces (least recently active
 evicted first), traces idle longer than ``max_age_s`` are dropped (spans that
 never end, leaked spans), and pending rollups are capped likewise.
+
+Money here is integer pico-dollars (1e-12 USD, the stored scale): sums of them
+are exact like sums of quantized Decimals, at a fraction of the cost per span.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import contextlib
 import itertools
 import threading
 from collections import OrderedDict
-from decimal import Decimal
 from typing import Any
 
 __all__ = ["PendingRollups", "RootTable", "TraceState", "TraceTable"]
@@ -82,7 +84,8 @@ class TraceState:
 
     def __init__(self, now_ns: int) -> None:
         self.step = 0
-        self.cost = Decimal(0)
+        #: running total in pico-dollars (exact integer sum)
+        self.cost = 0
         self.last_ns = now_ns
 
 
@@ -143,7 +146,7 @@ class TraceTable:
 
 
 class PendingRollups:
-    """span id -> sum of its ended descendants' cost, for spans that are still open.
+    """span id -> sum of its ended descendants' cost (pico-dollars), for spans still open.
 
     An entry disappears when its span ends. Entries whose span never ends (or
     ended before a late child) are capped at ``max_entries``, oldest first.
@@ -152,7 +155,7 @@ class PendingRollups:
     __slots__ = ("_lock", "dropped", "items", "max_entries")
 
     def __init__(self, max_entries: int = 100_000, lock: threading.Lock | None = None) -> None:
-        self.items: dict[int, Decimal] = {}
+        self.items: dict[int, int] = {}
         self.max_entries = max_entries
         #: shared with the processor, which updates ``items`` under it together with step totals
         self._lock = lock or threading.Lock()
@@ -161,10 +164,10 @@ class PendingRollups:
     def __len__(self) -> int:
         return len(self.items)
 
-    def add(self, span_id: int, amount: Decimal) -> None:
+    def add(self, span_id: int, amount: int) -> None:
         with self._lock:
             items = self.items
-            items[span_id] = items.get(span_id, Decimal(0)) + amount
+            items[span_id] = items.get(span_id, 0) + amount
         if len(self.items) > self.max_entries:
             self.trim()
 
@@ -176,7 +179,7 @@ class PendingRollups:
                 del items[next(iter(items))]
                 self.dropped += 1
 
-    def pop(self, span_id: int) -> Decimal | None:
+    def pop(self, span_id: int) -> int | None:
         return self.items.pop(span_id, None)
 
     def clear(self) -> None:

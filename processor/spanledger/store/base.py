@@ -7,7 +7,7 @@ the same SQL runs on the embedded engine in tests and on a server in production.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import pyarrow as pa
 
@@ -43,6 +43,29 @@ class Store(Protocol):
         again, in the table and in every materialized view below it."""
 
     def close(self) -> None: ...
+
+
+class StoreHandle:
+    """What every backend shares: its URL, the read-only guard, ``with`` support."""
+
+    url: str
+    read_only: bool
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r}, read_only={self.read_only})"
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"store {self.url} was opened read-only")
 
 
 def quote_ident(name: str) -> str:

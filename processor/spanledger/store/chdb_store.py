@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from spanledger.store.base import StoreError, StoreLocked, columns_of, quote_ident
+from spanledger.store.base import StoreError, StoreHandle, StoreLocked, columns_of, quote_ident
 from spanledger.store.values import arrow_rows, params_text
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def _release(path: str) -> None:
                 log.debug("closing chdb session %s failed", path, exc_info=True)
 
 
-class ChdbStore:
+class ChdbStore(StoreHandle):
     """A handle on the embedded store at ``path`` (thread-safe, like chdb's Session)."""
 
     def __init__(
@@ -165,19 +165,8 @@ class ChdbStore:
             self._closed = True
         _release(self.path)
 
-    def __enter__(self) -> ChdbStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"ChdbStore({self.path!r}, read_only={self.read_only})"
 
     # -- internals -------------------------------------------------------------
-    def _check_writable(self) -> None:
-        if self.read_only:
-            raise StoreError(f"store {self.url} was opened read-only")
 
     def _run(self, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
         if self._closed:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from spanledger.store.base import StoreError, StoreUnavailable
+from spanledger.store.base import StoreError, StoreHandle, StoreUnavailable
 from spanledger.store.url import StoreUrl
 from spanledger.store.values import normalize
 
@@ -32,7 +32,7 @@ def _translate(exc: BaseException, url: str) -> StoreError:
     return StoreError(text)
 
 
-class HttpStore:
+class HttpStore(StoreHandle):
     """A Store on ``http(s)://user:password@host:port/database`` via clickhouse-connect."""
 
     def __init__(self, url: StoreUrl, *, read_only: bool = False) -> None:
@@ -117,15 +117,4 @@ class HttpStore:
         if client is not None:
             client.close()
 
-    def __enter__(self) -> HttpStore:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"HttpStore({self.url!r}, read_only={self.read_only})"
-
-    def _check_writable(self) -> None:
-        if self.read_only:
-            raise StoreError(f"store {self.url} was opened read-only")
