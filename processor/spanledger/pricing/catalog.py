@@ -76,8 +76,8 @@ _WARNED_UNPRICED: set[tuple[str, str]] = set()
 _WARNED_LOCK = threading.Lock()
 
 _TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
-#: marks a (provider, model) whose price depends on the call's time or on overrides
-_DYNAMIC: Any = object()
+#: fixed_card(): the (provider, model) price depends on the call's time or on overrides
+DYNAMIC: Any = object()
 _MISSING: Any = object()
 
 
@@ -161,8 +161,11 @@ class PriceCatalog:
         ] = {}
         self._call_rules: dict[tuple[str, str], tuple[Rule, ...]] = {}
         #: (provider, model) -> (card, source) when one integer-pico card prices every call
-        #: whatever its time, None when the model is unknown, else _DYNAMIC (see price_tokens_pico)
+        #: whatever its time, None when the model is unknown, else DYNAMIC (see fixed_card)
         self._static: dict[tuple[str | None, str], Any] = {}
+        #: read-only view for the per-span path: ``fixed_cards.get((provider, model))`` is
+        #: :meth:`fixed_card` without a method frame once the pair was seen (else call it)
+        self.fixed_cards: dict[tuple[str | None, str], Any] = self._static
         self._lock = threading.Lock()
         self._unpriced: dict[tuple[str, str], int] = {}
         self._warned: set[tuple[Any, ...]] = set()
@@ -279,21 +282,35 @@ class PriceCatalog:
         per (provider, model) (the card, not any cost) and applied in integer
         arithmetic. Everything else goes through :meth:`price_tokens`.
         """
-        key = (provider, model)
-        entry = self._static.get(key, _MISSING)
-        if entry is _MISSING:
-            entry = self._static_entry(key)
+        entry = self.fixed_card(provider, model)
         if entry is None:
             return None
-        if entry is not _DYNAMIC:
+        if entry is not DYNAMIC:
             card, source = entry
             return card.pico(counts), source
+        return self.dynamic_pico(provider, model, counts, at)
+
+    def fixed_card(self, provider: str | None, model: str) -> Any:
+        """(card, source) when one integer-pico card prices every call of this model
+        whatever its time; None when the model is unknown; else :data:`DYNAMIC`.
+
+        Split from :meth:`price_tokens_pico` so the per-span path can skip even
+        computing the call's datetime for the common, time-independent models.
+        """
+        entry = self._static.get((provider, model), _MISSING)
+        return self._static_entry((provider, model)) if entry is _MISSING else entry
+
+    def dynamic_pico(
+        self, provider: str | None, model: str, counts: tuple[int, int, int, int, int],
+        at: dt.datetime,
+    ) -> tuple[list[int] | tuple[int, ...], str] | None:
+        """:meth:`price_tokens_pico` for a :data:`DYNAMIC` model (dated prices, overrides)."""
         cost = self.price_tokens(provider, model, TokenUsage(*counts), at)
         return None if cost is None else (cost_to_pico(cost), cost.source)
 
     def _static_entry(self, key: tuple[str | None, str]) -> Any:
         r = self._resolved.get(key) or self._resolve(*key)
-        entry: Any = _DYNAMIC
+        entry: Any = DYNAMIC
         if not r.rules:
             if r.gp_model is None:
                 entry = None  # unknown with or without a date: unpriced
@@ -302,7 +319,7 @@ class PriceCatalog:
                 if card.exact_pico:
                     entry = (card, self.version)
         if len(self._static) >= MAX_CACHE:
-            self._static.clear()
+            self._static.clear()  # in place: fixed_cards is the same dict
         self._static[key] = entry
         return entry
 

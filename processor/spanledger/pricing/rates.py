@@ -97,7 +97,6 @@ def _as_pico(price: Decimal) -> int | None:
 
 
 PicoStep = tuple[int, int, tuple[tuple[int, int], ...], int, tuple[tuple[int, int], ...]]
-
 # parts of a Cost
 INPUT, OUTPUT, CACHE_READ, CACHE_WRITE = range(4)
 #: the usage counts we read from spans, in this order, under genai-prices' names
@@ -193,11 +192,10 @@ class RateCard:
         return self._pico_plan is not None
 
     def pico(self, u: tuple[int, int, int, int, int]) -> list[int] | None:
-        """Exact cost parts [input, output, cache_read, cache_write] in pico-dollars.
-
-        ``u`` is the usage (input, output, cache_read, cache_write, reasoning).
-        None when a rate is not a whole number of pico-dollars (use :meth:`cost`).
-        """
+        """Exact cost parts [input, output, cache_read, cache_write] in integer pico-dollars
+        for usage ``u`` = (input, output, cache_read, cache_write, reasoning): the rule of
+        :meth:`parts` without Decimal arithmetic, which is most of the price of a span.
+        None when a rate is finer than a pico-dollar (then :meth:`cost` uses Decimals)."""
         plan = self._pico_plan
         if plan is None:
             return None

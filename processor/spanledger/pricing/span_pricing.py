@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from spanledger import semconv
-from spanledger.pricing.catalog import PriceCatalog
+from spanledger.pricing.catalog import DYNAMIC, PriceCatalog
 from spanledger.pricing.rates import cost_from_pico, cost_to_pico
 from spanledger.pricing.types import Cost, TokenUsage
 from spanledger.pricing.usage import read_counts
@@ -148,6 +148,7 @@ PicoPrice = tuple[
 
 _PRICED, _UNPRICED, _NO_USAGE = (
     semconv.STATUS_PRICED, semconv.STATUS_UNPRICED, semconv.STATUS_NO_USAGE)
+_MISSING: Any = object()
 _PROVIDER, _PROVIDER_LEGACY = semconv.PROVIDER
 _RESPONSE_MODEL, _REQUEST_MODEL = semconv.RESPONSE_MODEL, semconv.REQUEST_MODEL
 
@@ -171,7 +172,7 @@ def price_span_pico(
         if cost is None:
             return None  # e.g. a SQL span of a database without a per-call price
         return _priced_call(cost, None, None)
-    d = _as_dict(attrs)
+    d = attrs if type(attrs) is dict else _as_dict(attrs)
     get = d.get
     # read_provider / read_model inlined (same rules: first non-empty string)
     provider = get(_PROVIDER)
@@ -191,21 +192,30 @@ def price_span_pico(
             if cost is not None:
                 return _priced_call(cost, provider, model)
         return (_NO_USAGE, None, None, provider, model, None, None)
-    priced = (
-        catalog.price_tokens_pico(provider, model, counts, span_time(start_time_ns))
-        if model
-        else None
-    )
-    if priced is None:
-        catalog.note_unpriced(provider, model)
-        return (_UNPRICED, None, None, provider, model, counts, None)
-    return (_PRICED, priced[0], priced[1], provider, model, counts, None)
+    if model:
+        entry = catalog.fixed_cards.get((provider, model), _MISSING)
+        if entry is _MISSING:
+            entry = catalog.fixed_card(provider, model)
+    else:
+        entry = None
+    if entry is not None:
+        if entry is not DYNAMIC:  # the common case: no datetime, no Decimal
+            return (_PRICED, entry[0].pico(counts), entry[1], provider, model, counts, None)
+        assert model is not None
+        priced = catalog.dynamic_pico(provider, model, counts, span_time(start_time_ns))
+        if priced is not None:
+            return (_PRICED, priced[0], priced[1], provider, model, counts, None)
+    catalog.note_unpriced(provider, model)
+    return (_UNPRICED, None, None, provider, model, counts, None)
 
 
 def price_span(
     catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: int
 ) -> SpanPrice | None:
     """Price a finished span; None = not a GenAI or priceable span (leave it alone)."""
+    if not attrs or (GENAI_KEYS.isdisjoint(attrs)
+                     and (not catalog.call_keys or catalog.call_keys.isdisjoint(attrs))):
+        return None  # the plain-span fast path, without the extra frame below
     result = price_span_pico(catalog, attrs, start_time_ns)
     if result is None:
         return None

@@ -105,12 +105,23 @@ def read_counts(attrs: Mapping[str, Any]) -> tuple[int, int, int, int, int] | No
     v = get(_CACHE_READ)
     cr = v if type(v) is int and v >= 0 else _count_from(v, attrs, _CACHE_READ_LEGACY)
     v = get(_CACHE_WRITE)
-    cw = v if type(v) is int and v >= 0 else _count_from(v, attrs, _CACHE_WRITE_LEGACY)
+    if type(v) is int and v >= 0:
+        cw = v
+    elif v is None:  # often absent under both names: no call for that
+        v = get(_CACHE_WRITE_LEGACY)
+        cw = v if v is None or (type(v) is int and v >= 0) else to_count(v)
+    else:
+        cw = _count_from(v, attrs, _CACHE_WRITE_LEGACY)
     if inp is None and out is None and cr is None and cw is None:
         return None
     v = get(_REASONING)
-    reasoning = (v if type(v) is int and v >= 0
-                 else _count_from(v, attrs, _REASONING_LEGACY)) or 0
+    if type(v) is int and v >= 0:
+        reasoning = v
+    elif v is None:  # the 0.62 instrumentations use the legacy name
+        v = get(_REASONING_LEGACY)
+        reasoning = (v if v is None or (type(v) is int and v >= 0) else to_count(v)) or 0
+    else:
+        reasoning = _count_from(v, attrs, _REASONING_LEGACY) or 0
     inp, out, cr, cw = inp or 0, out or 0, cr or 0, cw or 0
     if cr + cw > inp:  # impossible under semconv: legacy "input excludes cache"
         inp += cr + cw

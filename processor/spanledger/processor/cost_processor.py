@@ -47,6 +47,7 @@ from opentelemetry import metrics
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from spanledger import semconv as sc
@@ -84,6 +85,21 @@ UNATTRIBUTED_CALLS = _meter.create_counter(
 UNATTRIBUTED_COST = _meter.create_counter(
     "spanledger.unattributed.cost", unit="USD",
     description="priced spend of LLM calls missing a required attribution key")
+
+
+#: the SDK's own on_start / _on_ending bodies, all ``pass``: a wrapped processor that keeps
+#: one of them is not called for it (a Python call per span saved, nothing else changes)
+_NOOP_HOOKS = frozenset(
+    getattr(cls, name)
+    for cls in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
+    for name in ("on_start", "_on_ending")
+)
+
+
+def _hook(processor: SpanProcessor, name: str) -> Any:
+    """The bound ``name`` hook of ``processor``, or None when it is one of the SDK no-ops."""
+    impl = getattr(type(processor), name, None)
+    return None if impl is None or impl in _NOOP_HOOKS else getattr(processor, name)
 
 
 def _keyset(*groups: str | Iterable[str]) -> frozenset[str]:
@@ -151,12 +167,10 @@ class CostSpanProcessor(SpanProcessor):
 
             catalog = PriceCatalog(prices) if prices else PriceCatalog.from_env()
         self._next = next_processor
-        self._next_on_start = next_processor.on_start
         self._next_on_end = next_processor.on_end
-        # skip the call when the wrapped processor keeps the SDK's no-op _on_ending
-        ending = getattr(type(next_processor), "_on_ending", None)
-        self._next_on_ending = (None if ending is None or ending is SpanProcessor._on_ending
-                                else next_processor._on_ending)
+        # skip the calls when the wrapped processor keeps the SDK's no-op hooks
+        self._next_on_start = _hook(next_processor, "on_start")
+        self._next_on_ending = _hook(next_processor, "_on_ending")
         self.catalog = catalog
         self._price_span = price_span_pico
         self._triggers = _GENAI_TRIGGERS | frozenset(getattr(catalog, "call_keys", None) or ())
@@ -169,6 +183,7 @@ class CostSpanProcessor(SpanProcessor):
         self.require: tuple[str, ...] = tuple(require or ())
         self._require_attrs = tuple(sc.attribution_attr(k) for k in self.require)
         self.traces = TraceTable(max_traces=max_traces, max_age_s=max_age_s)
+        self._trace_items = self.traces.items
         self.roots = RootTable(max_items=max_traces)
         self._roots_items = self.roots.items
         self._max_roots = self.roots.max_items
@@ -218,7 +233,9 @@ class CostSpanProcessor(SpanProcessor):
                     span.set_attributes(own)
         except Exception:  # never break the caller's span
             self._failed("on_start")
-        self._next_on_start(span, parent_context=parent_context)
+        next_on_start = self._next_on_start
+        if next_on_start is not None:
+            next_on_start(span, parent_context=parent_context)
 
     def _inherit(self, ctx: context_api.Context, span: Span) -> dict[str, Any]:
         """Attribution for a span whose context carries no attribution baggage.
@@ -265,7 +282,8 @@ class CostSpanProcessor(SpanProcessor):
             pending = pending_items.pop(span._context[_SPAN_ID], None) if pending_items else None
             attrs = span._attributes
             raw = attrs._dict if type(attrs) is BoundedAttributes else (attrs or _EMPTY)
-            if pending is not None or not raw.keys().isdisjoint(self._triggers):
+            # (frozenset.isdisjoint(dict) walks the span's keys: a GenAI span hits on its first)
+            if pending is not None or not self._triggers.isdisjoint(raw):
                 out = self._enrich(span, raw, pending)
             # else: a plain span, exported as is (its attribution was set at start)
         except Exception:
@@ -310,19 +328,27 @@ class CostSpanProcessor(SpanProcessor):
             merged[_PRICE_SOURCE] = source
             trace_id = span._context[_TRACE_ID]
             end_ns = span._end_time or 0
-            table = self.traces
-            state = table.get(trace_id)
+            traces = self._trace_items
+            state = traces.get(trace_id)
             if state is None:  # the trace's first priced call here (or evicted)
-                state = table.create(trace_id, end_ns)
+                state = self.traces.create(trace_id, end_ns)
             local_parent = parent is not None and not parent[_IS_REMOTE]
             pending_items = self._pending_items
-            with self._lock:  # one lock for the running total and the parent's rollup
+            lock = self._lock  # one lock for the running total and the parent's rollup
+            lock.acquire()  # (acquire/release: half the cost of ``with`` on this path)
+            try:
                 state.step = step = state.step + 1
                 state.cost = to_date = state.cost + total
                 if local_parent:
                     parent_id = parent[_SPAN_ID]
                     pending_items[parent_id] = pending_items.get(parent_id, 0) + total
-            table.touch(trace_id, state, end_ns)
+            finally:
+                lock.release()
+            state.last_ns = end_ns  # = TraceTable.touch, inlined
+            try:  # noqa: SIM105 (contextlib.suppress costs a frame per span)
+                traces.move_to_end(trace_id)
+            except KeyError:  # evicted by another thread meanwhile: harmless
+                pass
             merged[_STEP] = step
             merged[_TO_DATE] = to_date / _PICO_PER_USD
             if local_parent and len(pending_items) > self._max_pending:

@@ -92,7 +92,7 @@ class TraceState:
 class TraceTable:
     """trace id -> :class:`TraceState`, least recently active first."""
 
-    __slots__ = ("_lock", "_traces", "evicted", "max_age_ns", "max_traces")
+    __slots__ = ("_lock", "_traces", "evicted", "items", "max_age_ns", "max_traces")
 
     def __init__(self, max_traces: int = 10_000, max_age_s: float = 3600.0) -> None:
         if max_traces < 1:
@@ -100,6 +100,9 @@ class TraceTable:
         self.max_traces = max_traces
         self.max_age_ns = int(max_age_s * 1e9)
         self._traces: OrderedDict[int, TraceState] = OrderedDict()
+        #: the same mapping, read directly by the processor's per-span path (no method frame);
+        #: writers other than :meth:`touch` go through :meth:`create`
+        self.items = self._traces
         self._lock = threading.Lock()
         #: traces dropped by the count or age bound (a counter for operators)
         self.evicted = 0
