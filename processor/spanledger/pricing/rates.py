@@ -97,6 +97,28 @@ def _as_pico(price: Decimal) -> int | None:
 
 
 PicoStep = tuple[int, int, tuple[tuple[int, int], ...], int, tuple[tuple[int, int], ...]]
+def _evaluate(plan: tuple[Any, ...], u: tuple[int, ...], zero: Any) -> list[Any]:
+    """Cost parts [input, output, cache_read, cache_write] of usage ``u`` under ``plan``.
+
+    One rule for both number types: Decimal USD per token (:meth:`RateCard.parts`)
+    and integer pico-dollars per token (:meth:`RateCard.pico`). Each step counts
+    its tokens (a signed sum of usage counts, plus a constant for per-request
+    prices) and takes the highest tier whose input threshold the call exceeds.
+    """
+    parts = [zero, zero, zero, zero]
+    for part, n, terms, price, tiers in plan:
+        for i, sign in terms:
+            n += u[i] * sign
+        if n <= 0:
+            continue
+        for threshold, tier_price in tiers:
+            if u[0] > threshold:
+                price = tier_price
+                break
+        parts[part] += price * n
+    return parts
+
+
 # parts of a Cost
 INPUT, OUTPUT, CACHE_READ, CACHE_WRITE = range(4)
 #: the usage counts we read from spans, in this order, under genai-prices' names
@@ -199,18 +221,7 @@ class RateCard:
         plan = self._pico_plan
         if plan is None:
             return None
-        parts = [0, 0, 0, 0]
-        for part, n, terms, price, tiers in plan:
-            for i, sign in terms:
-                n += u[i] * sign
-            if n <= 0:
-                continue
-            for threshold, tier_price in tiers:
-                if u[0] > threshold:
-                    price = tier_price
-                    break
-            parts[part] += price * n
-        return parts
+        return _evaluate(plan, u, 0)
 
     def parts(self, usage: TokenUsage) -> list[Decimal]:
         """Unrounded cost parts [input, output, cache_read, cache_write]."""
@@ -221,18 +232,7 @@ class RateCard:
             usage.cache_write_tokens,
             usage.reasoning_tokens,
         )
-        parts = [ZERO, ZERO, ZERO, ZERO]
-        for part, n, terms, price, tiers in self._plan:
-            for i, sign in terms:
-                n += u[i] if sign == 1 else sign * u[i]
-            if n <= 0:
-                continue
-            for threshold, tier_price in tiers:
-                if u[0] > threshold:
-                    price = tier_price
-                    break
-            parts[part] += price * n
-        return parts
+        return _evaluate(self._plan, u, ZERO)
 
     def cost(self, usage: TokenUsage, source: str, factor: Decimal | None = None) -> Cost:
         """The call's cost; ``factor`` (e.g. 0.85 for a 15% discount) scales every part."""

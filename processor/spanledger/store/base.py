@@ -67,6 +67,15 @@ class StoreHandle:
         if self.read_only:
             raise StoreError(f"store {self.url} was opened read-only")
 
+    @staticmethod
+    def _insert_settings(dedup_token: str | None) -> dict[str, Any]:
+        """Settings that make a repeated insert a no-op in the table AND in every
+        materialized view below it, so replays and retries never double count."""
+        settings: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+        if dedup_token is not None:
+            settings["insert_deduplication_token"] = dedup_token
+        return settings
+
 
 def quote_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"

@@ -144,9 +144,7 @@ class ChdbStore(StoreHandle):
         self._check_writable()
         if data.num_rows == 0:
             return
-        settings: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
-        if dedup_token is not None:
-            settings["insert_deduplication_token"] = dedup_token
+        settings = self._insert_settings(dedup_token)
         cols = columns_of(data.column_names)
         setting_sql = ", ".join(f"{k} = {_setting_literal(v)}" for k, v in settings.items())
         # chdb's Python() table function finds the Arrow table by its variable

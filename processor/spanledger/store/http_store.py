@@ -101,9 +101,7 @@ class HttpStore(StoreHandle):
         self._check_writable()
         if data.num_rows == 0:
             return
-        settings: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
-        if dedup_token is not None:
-            settings["insert_deduplication_token"] = dedup_token
+        settings = self._insert_settings(dedup_token)
         client = self._get_client()
         try:
             client.insert_arrow(table, data, settings=settings)
