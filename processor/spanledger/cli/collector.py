@@ -72,13 +72,10 @@ def build_config(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from spanledger.collector.app import Collector
-    from spanledger.store.url import StoreUrlError, parse_url
+    from spanledger.store.url import parse_url
 
     cfg = build_config(args)
-    try:
-        parse_url(cfg.clickhouse.url)
-    except StoreUrlError as exc:
-        raise UsageError(str(exc)) from None
+    parse_url(cfg.clickhouse.url)  # a bad URL fails before any port is bound (cli.main: exit 2)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -52,11 +52,8 @@ def migrate_command(args: argparse.Namespace) -> int:
     parsed = parse_url(args.url)
     if args.cluster and parsed.is_chdb:
         raise UsageError("--cluster needs a ClickHouse server URL (http(s)://...), not chdb://")
-    store = open_store(parsed.raw)
-    try:
+    with open_store(parsed.raw) as store:
         applied = migrate(store, cluster=args.cluster, ttl_days=args.ttl_days)
-    finally:
-        store.close()
     if applied:
         for name in applied:
             print(f"applied {name}")

@@ -185,11 +185,8 @@ def _row(p: PricePeriod) -> list[str]:
 def cmd_unpriced(args: argparse.Namespace) -> int:
     from spanledger.store import open_store
 
-    store = open_store(args.url, read_only=True)
-    try:
+    with open_store(args.url, read_only=True) as store:
         rows = store.query(UNPRICED_SQL)
-    finally:
-        store.close()
     records = [dict(zip(UNPRICED_COLUMNS, row, strict=True)) for row in rows]
     if args.format == "json":
         print(

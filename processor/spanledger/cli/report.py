@@ -153,11 +153,8 @@ def _with_store(url: str | None, work: Callable[[Store], T]) -> T:
     """Run ``work`` on the store, read-only; store errors go to cli.main (one line, exit 1/2)."""
     from spanledger.store import open_store
 
-    store = open_store(url, read_only=True)
-    try:
+    with open_store(url, read_only=True) as store:
         return work(store)
-    finally:
-        store.close()
 
 
 def _emit(text: str, output: str | None) -> None:

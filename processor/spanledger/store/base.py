@@ -44,6 +44,10 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 class StoreHandle:
     """What every backend shares: its URL, the read-only guard, ``with`` support."""
