@@ -6,7 +6,8 @@ part of ClickHouse's HTTP interface they use (``/ping``, query in ``?query=``
 or the POST body, ``default_format`` or a FORMAT clause, ``param_*`` query
 parameters, ``database``, X-ClickHouse-* headers) and relays the engine's
 own output bytes (Native, TabSeparated, JSON...). Anything but a read is
-refused with a ClickHouse-style error (see ``readonly_sql``).
+refused with a ClickHouse-style error: ClickHouse's own parser decides (see
+``sql_gate``), and what runs is the canonical text it judged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from spanledger.store.base import Store, StoreError
-from spanledger.store.readonly_sql import RefusedQuery, check_read_only
+from spanledger.store.sql_gate import ReadOnlyGate, RefusedQuery
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ def _http_status(code: int) -> int:
 class SqlHttpServer:
     """Serve ``store`` read-only on ``http://host:port`` from a background thread.
 
-    A query runs at most ``max_execution_time`` seconds, so a careless
-    dashboard cannot stall the collector that shares the engine.
+    A query runs at most ``max_execution_time`` seconds, uses at most
+    ``max_memory_mb`` of memory and returns at most ``max_result_mb``, so a
+    careless dashboard cannot stall or starve the collector that shares the engine.
     ``port=0`` picks a free port (see :attr:`port` / :attr:`url` after start()).
     With ``token`` set, a request must present it as the password (Basic auth,
     ``X-ClickHouse-Key`` or ``?password=``) or as ``Authorization: Bearer``.
@@ -75,9 +77,14 @@ class SqlHttpServer:
         port: int = 8123,
         token: str | None = None,
         max_execution_time: int = 60,
+        max_memory_mb: int = 512,
+        max_result_mb: int = 256,
     ) -> None:
         self.store = store
+        self.gate = ReadOnlyGate(store)  # type: ignore[arg-type]
         self.max_execution_time = max_execution_time
+        self.max_memory_mb = max_memory_mb
+        self.max_result_mb = max_result_mb
         self.host = host
         self.port = port
         self.token = token
@@ -151,14 +158,20 @@ class SqlHttpServer:
         database = params.get("database", "")
         if database not in ("", "default"):
             raise RefusedQuery(f"Database {database} does not exist", 81, "UNKNOWN_DATABASE")
-        fmt = check_read_only(sql) or params.get("default_format") or DEFAULT_FORMAT
+        query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+        read = self.gate.check(sql, query_params or None)
+        fmt = read.fmt or params.get("default_format") or DEFAULT_FORMAT
         if fmt.lower() in _PYTHON_FORMATS:
             raise RefusedQuery(f"Unknown output format {fmt}", 73, "UNKNOWN_FORMAT")
-        query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
-        text = sql.rstrip().rstrip(";").rstrip()
-        # readonly first: ClickHouse then refuses any later attempt to change settings
+        # The judged text has no SETTINGS of its own (the gate refuses them), so these are
+        # the only ones; readonly first: ClickHouse then refuses any later attempt to change
+        # settings.
+        mb = 1024 * 1024
         guarded = (
-            f"{text}\nSETTINGS readonly = 1, max_execution_time = {int(self.max_execution_time)}"
+            f"{read.text} SETTINGS readonly = 1, "
+            f"max_execution_time = {int(self.max_execution_time)}, "
+            f"max_memory_usage = {int(self.max_memory_mb) * mb}, "
+            f"max_result_bytes = {int(self.max_result_mb) * mb}, result_overflow_mode = 'throw'"
         )
         raw = getattr(self.store, "query_raw", None)
         if raw is None:
