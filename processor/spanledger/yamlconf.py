@@ -83,9 +83,6 @@ class Node:
             raise self.error("required key is missing", key=key)
         return Node(m[key], self.file, self._join(key) or key)
 
-    def optional_child(self, key: str) -> Node | None:
-        return self.child(key) if self.has(key) else None
-
     def items(self) -> Iterator[tuple[str, Node]]:
         for k, v in self._mapping().items():
             yield k, Node(v, self.file, self._join(k) or k)
