@@ -1,4 +1,4 @@
-"""The exporter stage: sealed spool segments -> ClickHouse, at least once, counted once.
+"""The exporter: sealed spool segments -> ClickHouse, at least once, counted once.
 
 One thread walks the sealed segments oldest first. Each segment becomes one
 insert into ``otel_traces`` with dedup token sha256(segment bytes) (the
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from spanledger.collector import stages
+from spanledger.collector import segment_conversion as conversion
 from spanledger.collector.convert import SCHEMA
 from spanledger.collector.metrics import Metrics
 from spanledger.collector.spool import ARROW_SUFFIX, Segment, Spool
@@ -75,7 +75,7 @@ class Writer:
         if self.workers > 0:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
-            warm = [self._pool.submit(stages.warm_up, self.pricing, self.prices_file)
+            warm = [self._pool.submit(conversion.warm_up, self.pricing, self.prices_file)
                     for _ in range(self.workers)]
             for f in warm:
                 f.result(timeout=120)
@@ -181,35 +181,35 @@ class Writer:
                     continue  # the other loop has it
                 self._claimed.add(seg.id)
             try:
-                chunks = stages.plan_segment(seg.path, CHUNK_BYTES)
+                chunks = conversion.plan_segment(seg.path, CHUNK_BYTES)
             except OSError as exc:
                 self._quarantine(seg, exc)
                 continue
             job = _Job(seg)
             if self._pool is not None:
-                job.token_future = self._pool.submit(stages.segment_token, str(seg.path))
+                job.token_future = self._pool.submit(conversion.segment_token, str(seg.path))
             else:
-                job.token = stages.segment_token(seg.path)
+                job.token = conversion.segment_token(seg.path)
             for offset, length in chunks:
                 args = (str(seg.path), offset, length, self.pricing, self.prices_file)
                 if self._pool is not None:
-                    job.parts.append(self._pool.submit(stages.convert_chunk, *args))
+                    job.parts.append(self._pool.submit(conversion.convert_chunk, *args))
                 else:
-                    job.parts.append(stages.convert_chunk(*args))
+                    job.parts.append(conversion.convert_chunk(*args))
             inflight.append(job)
 
     def _prepare(self, job: _Job) -> None:
         """Chunk results -> the files (or, after a repeat across chunks, one table) to insert."""
         parts = job.ready or []
         job.seconds = max((p.seconds for p in parts), default=0.0)
-        job.counters = stages.counters_of(parts)
+        job.counters = conversion.counters_of(parts)
         job.duplicates = sum(p.duplicates for p in parts)
         job.rows = sum(p.rows for p in parts)
         job.files = [p.file for p in parts if p.rows]
         # One file per segment: inserting from several chunk files makes chdb write
         # one small block per file through the whole MV chain (measured 4x slower).
-        if len(job.files) > 1 or stages.repeats_across(parts):
-            job.table, job.duplicates, job.counters = stages.merge(parts)
+        if len(job.files) > 1 or conversion.repeats_across(parts):
+            job.table, job.duplicates, job.counters = conversion.merge(parts)
             job.rows = job.table.num_rows
 
     def _remove_files(self, job: _Job) -> None:
@@ -228,7 +228,7 @@ class Writer:
         if not self._embedded:
             table = job.table
             if table is None:
-                table, _, _ = stages.merge(job.ready or [])
+                table, _, _ = conversion.merge(job.ready or [])
             self.store.insert_arrow(TABLE, table, dedup_token=job.token)
             return
         # Embedded fast path: chdb reads Arrow files natively and releases the GIL
@@ -276,8 +276,8 @@ class _Job:
     seg: Segment
     token: str = ""
     token_future: Future[str] | None = None
-    parts: list[Future[stages.Converted] | stages.Converted] = field(default_factory=list)
-    ready: list[stages.Converted] | None = None
+    parts: list[Future[conversion.Converted] | conversion.Converted] = field(default_factory=list)
+    ready: list[conversion.Converted] | None = None
     files: list[str] = field(default_factory=list)
     rows: int = 0
     table: pa.Table | None = None

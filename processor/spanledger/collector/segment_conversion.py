@@ -1,4 +1,7 @@
-"""Sealed spool segment -> priced ``otel_traces`` Arrow batch (runs in worker processes).
+"""The conversion jobs: a sealed spool segment -> a priced ``otel_traces`` Arrow file.
+
+They run in worker processes (``batch.workers``); the writer plans them,
+submits them and merges their results into one insert per segment.
 
 Reading protobuf attributes from Python costs about a microsecond per
 attribute, and a GenAI span has twenty: one core cannot convert as fast as
@@ -16,6 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,9 +28,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from spanledger.collector.convert import Columns
 from spanledger.collector.spool import ARROW_SUFFIX, read_records
 
+if TYPE_CHECKING:
+    from spanledger.collector.pricing_enricher import PricingEnricher
+
 log = logging.getLogger(__name__)
 
-_stage_cache: dict[str | None, object] = {}
+#: one pricing enricher per prices file, per worker process (the catalog loads once)
+_enrichers: dict[str | None, PricingEnricher] = {}
 
 
 @dataclass
@@ -47,13 +55,13 @@ class Converted:
             return pa.ipc.open_stream(source).read_all()
 
 
-def _pricing(prices_file: str | None) -> object:
-    stage = _stage_cache.get(prices_file)
-    if stage is None:
-        from spanledger.collector.pricing_stage import PricingStage
+def _enricher(prices_file: str | None) -> PricingEnricher:
+    enricher = _enrichers.get(prices_file)
+    if enricher is None:
+        from spanledger.collector.pricing_enricher import PricingEnricher
 
-        stage = _stage_cache[prices_file] = PricingStage(prices_file)
-    return stage
+        enricher = _enrichers[prices_file] = PricingEnricher(prices_file)
+    return enricher
 
 
 def segment_token(path: str | Path) -> str:
@@ -109,17 +117,17 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
         log.error("spool segment %s: corrupt record at byte %d; the rest of the chunk is lost",
                   path, offset + valid)
     cols = Columns()
-    stage = _pricing(prices_file) if pricing else None
-    before = _snapshot(stage)
+    enricher = _enricher(prices_file) if pricing else None
+    before = _snapshot(enricher)
     for payload in records:
         request = ExportTraceServiceRequest()
         request.ParseFromString(payload)
-        cols.add(request, stage)  # type: ignore[arg-type]
+        cols.add(request, enricher)
     table = cols.table()
     out = chunk_file(path, offset)
     with pa.OSFile(out, "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    after = _snapshot(stage)
+    after = _snapshot(enricher)
     counters = {k: after[k] - before.get(k, 0) for k in after}
     return Converted(out, table.num_rows, cols.duplicates, counters,
                      time.perf_counter() - started, b"".join(cols.seen))
@@ -164,13 +172,12 @@ def merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
     return table, duplicates, counters
 
 
-def _snapshot(stage: object) -> dict[str, int]:
-    counters = getattr(stage, "counters", None)
-    return dict(vars(counters)) if counters is not None else {}
+def _snapshot(enricher: PricingEnricher | None) -> dict[str, int]:
+    return dict(vars(enricher.counters)) if enricher is not None else {}
 
 
 def warm_up(pricing: bool, prices_file: str | None) -> bool:
     """Load the catalog in a fresh worker before the first real job."""
     if pricing:
-        _pricing(prices_file)
+        _enricher(prices_file)
     return True
