@@ -125,8 +125,7 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
         cols.add(request, enricher)
     table = cols.table()
     out = chunk_file(path, offset)
-    with pa.OSFile(out, "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
+    write_stream(table, out)
     after = _snapshot(enricher)
     counters = {k: after[k] - before.get(k, 0) for k in after}
     return Converted(out, table.num_rows, cols.duplicates, counters,
@@ -147,7 +146,7 @@ def repeats_across(parts: list[Converted]) -> bool:
     return False
 
 
-def counters_of(parts: list[Converted]) -> dict[str, int]:
+def _counters_of(parts: list[Converted]) -> dict[str, int]:
     counters: dict[str, int] = {}
     for p in parts:
         for k, v in p.counters.items():
@@ -155,12 +154,32 @@ def counters_of(parts: list[Converted]) -> dict[str, int]:
     return counters
 
 
-def merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
+def segment_result(parts: list[Converted], merged_file: str | Path) -> Converted:
+    """The segment's chunks as one Arrow file: the one insert (and dedup token) of the segment.
+
+    A single chunk with rows is used as it is. Several are merged into
+    ``merged_file``: one file is one insert block, so the dedup token always covers
+    the same rows (and several small blocks would each travel the whole MV chain:
+    measured 4x slower); a (TraceId, SpanId) repeated across chunks (an SDK retry
+    split by chunking) is dropped on the way.
+    """
+    with_rows = [p for p in parts if p.rows]
+    seconds = max((p.seconds for p in parts), default=0.0)
+    if len(with_rows) > 1 or repeats_across(parts):
+        table, duplicates, counters = _merge(parts)
+        write_stream(table.combine_chunks(), merged_file)
+        return Converted(str(merged_file), table.num_rows, duplicates, counters, seconds)
+    file = with_rows[0].file if with_rows else ""
+    return Converted(file, sum(p.rows for p in parts), sum(p.duplicates for p in parts),
+                     _counters_of(parts), seconds)
+
+
+def _merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
     """One table for the whole segment, a (TraceId, SpanId) repeated across chunks dropped."""
     tables = [p.table() for p in parts]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     duplicates = sum(p.duplicates for p in parts)
-    counters = counters_of(parts)
+    counters = _counters_of(parts)
     if len(tables) > 1 and table.num_rows:
         keys = pc.binary_join_element_wise(table["TraceId"], table["SpanId"], "")
         if pc.count_distinct(keys).as_py() < table.num_rows:
@@ -170,6 +189,12 @@ def merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
             table = table.take(pc.take(first, keep))
             duplicates += len(keys) - table.num_rows
     return table, duplicates, counters
+
+
+def write_stream(table: pa.Table, path: str | Path) -> None:
+    """``table`` as an Arrow IPC stream file (the format every store reads back)."""
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
 
 
 def _snapshot(enricher: PricingEnricher | None) -> dict[str, int]:
