@@ -7,9 +7,9 @@ Reading protobuf attributes from Python costs about a microsecond per
 attribute, and a GenAI span has twenty: one core cannot convert as fast as
 the receivers accept. So conversion runs in a small process pool (spawned,
 never forked: the parent holds gRPC and chdb state). Each job reads the
-segment file itself and hands back Arrow IPC bytes, so only a path goes in
-and one buffer comes out. With ``workers: 0`` everything runs in the
-writer thread (handy for debugging).
+segment file itself and writes an Arrow file next to it, so only a path goes
+in and a path comes out. With ``workers: 0`` everything runs in the writer
+thread (handy for debugging).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def plan_segment(path: str | Path, chunk_bytes: int) -> list[tuple[int, int]]:
     return chunks
 
 
-def chunk_file(segment: str | Path, offset: int) -> str:
+def _chunk_file(segment: str | Path, offset: int) -> str:
     return f"{segment}.{offset}{ARROW_SUFFIX}"
 
 
@@ -105,8 +105,8 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
                   prices_file: str | None) -> Converted:
     """Decode, price and convert whole records at ``offset`` of a sealed segment.
 
-    The result goes to an Arrow file next to the segment: chdb reads it natively
-    (no pickling through the pool, no copy in the writer's process).
+    The result goes to an Arrow file next to the segment, which the store reads
+    its own way (no pickling through the pool, no copy in the writer's process).
     """
     started = time.perf_counter()
     with open(path, "rb") as fh:
@@ -124,7 +124,7 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
         request.ParseFromString(payload)
         cols.add(request, enricher)
     table = cols.table()
-    out = chunk_file(path, offset)
+    out = _chunk_file(path, offset)
     write_stream(table, out)
     after = _snapshot(enricher)
     counters = {k: after[k] - before.get(k, 0) for k in after}
@@ -132,7 +132,7 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
                      time.perf_counter() - started, b"".join(cols.seen))
 
 
-def repeats_across(parts: list[Converted]) -> bool:
+def _repeats_across(parts: list[Converted]) -> bool:
     """Does a (TraceId, SpanId) occur in two chunks (an SDK retry split by chunking)?"""
     if len(parts) < 2:
         return False
@@ -165,7 +165,7 @@ def segment_result(parts: list[Converted], merged_file: str | Path) -> Converted
     """
     with_rows = [p for p in parts if p.rows]
     seconds = max((p.seconds for p in parts), default=0.0)
-    if len(with_rows) > 1 or repeats_across(parts):
+    if len(with_rows) > 1 or _repeats_across(parts):
         table, duplicates, counters = _merge(parts)
         write_stream(table.combine_chunks(), merged_file)
         return Converted(str(merged_file), table.num_rows, duplicates, counters, seconds)
