@@ -3,7 +3,7 @@
 Run: ``python bench/bench_collector.py [--requests N] [--spans 512] [--clients 2]``
 
 Two load processes send pre-encoded 512-span ExportTraceServiceRequests with
-realistic GenAI attributes (see spanledger.collector.loadgen) over gRPC. Three
+realistic GenAI attributes (see tests/support/loadgen.py) over gRPC. Three
 targets, in the same run and with the same load:
 
 1. ``spanledger collector`` (subprocess, embedded chdb store): spans/s from the
@@ -34,6 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 LOG_FILE = Path(tempfile.gettempdir()) / "bench-collector.log"
+#: the synthetic requests are the tests' (tests/support/loadgen.py), not part of the package
+TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
 SERVICE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
@@ -44,7 +48,7 @@ def _load_worker(target: str, n_requests: int, spans: int, seed: int, threads: i
 
     import grpc
 
-    from spanledger.collector.loadgen import genai_request
+    from support.loadgen import genai_request
 
     rng = random.Random(seed)
     base = genai_request(spans, rng=rng)

@@ -19,8 +19,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from spanledger.collector.loadgen import genai_request
 from support.collector import RunningCollector, read_store, start_collector
+from support.loadgen import genai_request
 
 TOKEN = "s3cret-token"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)

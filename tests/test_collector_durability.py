@@ -13,12 +13,12 @@ import pytest
 import requests
 
 from spanledger.collector import writer as writer_module
-from spanledger.collector.loadgen import genai_request
 from spanledger.collector.metrics import Metrics
 from spanledger.collector.spool import Spool
 from spanledger.collector.writer import FAULT_ENV, Writer
 from spanledger.store import open_store
 from support.collector import read_store_many, start_collector
+from support.loadgen import genai_request
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

@@ -1,4 +1,4 @@
-"""The collector's pure parts: value strings like the Go exporter, spool recovery, config errors."""
+"""The collector's pure parts: value strings like the Go exporter, spool recovery, CLI errors."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-from spanledger.collector.config import load_config
 from spanledger.collector.convert import format_double, value_string
 from spanledger.collector.spool import Spool, read_records
-from spanledger.resources import data_dir
-from spanledger.yamlconf import ConfigError
 
 
 @pytest.mark.parametrize(("value", "text"), [
@@ -53,19 +50,6 @@ def test_spool_recovery_drops_only_the_torn_tail(tmp_path: Path) -> None:
     assert records == [b"first", b"second"] and valid == sealed.stat().st_size
     again.append(b"third", 1)  # new data goes to a new segment, never into the old one
     assert len(list(tmp_path.glob("*.open"))) == 1
-
-
-def test_documented_config_loads_and_typos_name_file_line_key(tmp_path: Path) -> None:
-    shipped = data_dir("collector-config") / "spanledger.yaml"
-    cfg = load_config(shipped)
-    assert (cfg.grpc.port, cfg.http.port, cfg.sql_http.port) == (4317, 4318, 8123)
-    bad = tmp_path / "c.yaml"
-    bad.write_text("receivers:\n  otlp:\n    grpc:\n      prot: 4317\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml:4: receivers\.otlp\.grpc\.prot: unknown key"):
-        load_config(bad)
-    bad.write_text("spool:\n  max_mb: lots\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml:2: spool\.max_mb: expected a whole number"):
-        load_config(bad)
 
 
 @pytest.mark.parametrize(("args", "message"), [

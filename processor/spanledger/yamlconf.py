@@ -3,19 +3,28 @@
 Price overrides, the collector config, budgets and shared costs are edited
 by hand by people who are not the authors; a ``KeyError`` deep inside a
 report helps nobody. Everything that reads a YAML file goes through
-:func:`load` and the typed getters of :class:`Node`, so every mistake is
+:func:`load`, then either the typed getters of :class:`Node` or
+:func:`validate` (a pydantic model declares the file), so every mistake is
 reported as ``file:line: key: what is wrong`` and nothing else is half-loaded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import types
+import typing
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+    from pydantic_core import ErrorDetails
+
+    M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -82,9 +91,6 @@ class Node:
         if key not in m:
             raise self.error("required key is missing", key=key)
         return Node(m[key], self.file, self._join(key) or key)
-
-    def optional_child(self, key: str) -> Node | None:
-        return self.child(key) if self.has(key) else None
 
     def items(self) -> Iterator[tuple[str, Node]]:
         for k, v in self._mapping().items():
@@ -221,3 +227,132 @@ def loads(text: str, file: str = "<string>") -> Node:
         node = yaml.MappingNode(tag="tag:yaml.org,2002:map", value=[])
         node.start_mark = node.end_mark = yaml.Mark(file, 0, 0, 0, None, None)
     return Node(node, file)
+
+
+# -- pydantic models ----------------------------------------------------------------
+def validate(node: Node, model: type[M], context: dict[str, Any] | None = None) -> M:
+    """``node`` as an instance of the pydantic ``model``, or a :class:`ConfigError`.
+
+    Scalars reach the model as YAML resolves them (so ``port: 4317`` is an int
+    and ``enabled: yes`` a bool, as everywhere else), except where the model
+    wants text: there the scalar's own text is kept (``token: 0123`` stays
+    ``"0123"``, not the octal number 83). A bare ``section:`` means the
+    section's defaults. Validation errors come back as ``file:line: key:
+    problem`` with the line of the offending key or value.
+    """
+    from pydantic import ValidationError
+
+    data = _data(node, model)
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise _first_error(node, model, exc) from None
+
+
+def _data(node: Node, annotation: Any) -> Any:
+    """The YAML under ``node`` as plain Python values, shaped by the model's annotations."""
+    raw = node._node
+    if isinstance(raw, yaml.MappingNode):
+        fields = _fields(annotation)
+        out: dict[str, Any] = {}
+        for key, child in node.items():  # items() rejects duplicate keys
+            field = fields.get(key)
+            if _model_of(field) is not None and _is_null(child._node):
+                continue  # a bare `section:` keeps the section's defaults
+            out[key] = _data(child, field)
+        return out
+    if isinstance(raw, yaml.SequenceNode):
+        return [_data(item, None) for item in node.list()]
+    if _is_null(raw):
+        return None
+    if _is_text(annotation):
+        return str(raw.value)
+    try:
+        return yaml.safe_load(yaml.serialize(raw))
+    except ValueError as exc:  # e.g. an impossible date such as 2025-02-30
+        raise node.error(f"invalid value {raw.value!r}: {exc}") from None
+
+
+def _is_null(raw: yaml.Node) -> bool:
+    return isinstance(raw, yaml.ScalarNode) and raw.tag.endswith(":null")
+
+
+def _members(annotation: Any) -> list[Any]:
+    """``X | None`` -> [X, None]; ``Annotated[X, ...]`` -> [X]; anything else -> [it]."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    from pydantic import BaseModel
+
+    for member in _members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return member
+    return None
+
+
+def _fields(annotation: Any) -> dict[str, Any]:
+    model = _model_of(annotation)
+    return {} if model is None else {k: f.annotation for k, f in model.model_fields.items()}
+
+
+def _is_text(annotation: Any) -> bool:
+    kinds = {m for m in _members(annotation) if m is not type(None)}
+    return kinds == {str}
+
+
+def _first_error(node: Node, model: type[BaseModel], exc: ValidationError) -> ConfigError:
+    """The error nearest the top of the file, worded like the :class:`Node` getters."""
+    errors = [_config_error(node, model, e) for e in exc.errors()]
+    return min(errors, key=lambda e: e.line or 0)
+
+
+def _config_error(node: Node, model: type[BaseModel], error: ErrorDetails) -> ConfigError:
+    """Follow the error's location down the YAML (and the model) to the offending line."""
+    at, annotation = node, model
+    kind, loc = error["type"], error["loc"]
+    for i, part in enumerate(loc):
+        if isinstance(part, int) and isinstance(at._node, yaml.SequenceNode):
+            items = at.list()
+            if part >= len(items):
+                break
+            at, annotation = items[part], None
+            continue
+        if not isinstance(part, str) or not at.is_mapping():
+            break  # a union member's tag, or no deeper YAML: report at this node
+        if not at.has(part):
+            if kind == "missing":
+                return at.error("required key is missing", key=part)
+            break
+        if kind == "extra_forbidden" and i == len(loc) - 1:
+            key_node = next(k for k, _ in at._node.value if str(k.value) == part)
+            expected = ", ".join(sorted(_fields(annotation)))
+            return at.error(f"unknown key (expected one of: {expected})", key=part, at=key_node)
+        at, annotation = at.child(part), _fields(annotation).get(part)
+    return ConfigError(at.file, at.line, at.path or None, _problem(error, at._node))
+
+
+def _problem(error: ErrorDetails, raw: yaml.Node) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "expected a mapping (key: value)"
+    if not isinstance(raw, yaml.ScalarNode):
+        return "expected a single value"
+    text = raw.value
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {text!r}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {text!r}"
+    if kind in ("string_type", "string_too_short"):
+        return "expected a text value"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx['ge']}, got {error['input']}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx['le']}, got {error['input']}"
+    return error["msg"]

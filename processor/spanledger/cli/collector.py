@@ -11,9 +11,12 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spanledger.cli.main import UsageError
+
+if TYPE_CHECKING:
+    from spanledger.collector.config import CollectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace) -> Any:
+def build_config(args: argparse.Namespace) -> CollectorConfig:
     from spanledger.collector.config import load_config
 
     cfg = load_config(args.config)

@@ -303,11 +303,3 @@ class Columns:
         ]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
-
-def to_table(requests: Iterable[ExportTraceServiceRequest],
-             enrich: Enricher | None = None) -> pa.Table:
-    """All spans of ``requests`` as one ``otel_traces`` table (duplicates dropped)."""
-    cols = Columns()
-    for request in requests:
-        cols.add(request, enrich)
-    return cols.table()

@@ -7,6 +7,7 @@ the same SQL runs on the embedded engine in tests and on a server in production.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, Self
 
 import pyarrow as pa
@@ -42,6 +43,16 @@ class Store(Protocol):
         """Insert ``data`` into ``table``; a repeated ``dedup_token`` inserts nothing
         again, in the table and in every materialized view below it."""
 
+    def insert_arrow_file(
+        self, table: str, path: str | Path, dedup_token: str | None = None
+    ) -> None:
+        """Insert the rows of the Arrow IPC stream file at ``path`` into ``table``.
+
+        The file's rows form one insert, so a replay of the same file with the
+        same ``dedup_token`` is recognized (and skipped) exactly like a repeated
+        :meth:`insert_arrow`. Each backend reads the file its cheapest way.
+        """
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Self: ...
@@ -71,14 +82,17 @@ class StoreHandle:
         if self.read_only:
             raise StoreError(f"store {self.url} was opened read-only")
 
-    @staticmethod
-    def _insert_settings(dedup_token: str | None) -> dict[str, Any]:
-        """Settings that make a repeated insert a no-op in the table AND in every
-        materialized view below it, so replays and retries never double count."""
-        settings: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
-        if dedup_token is not None:
-            settings["insert_deduplication_token"] = dedup_token
-        return settings
+
+def dedup_settings(dedup_token: str | None) -> dict[str, Any]:
+    """Settings that make a repeated insert a no-op in the table AND in every
+    materialized view below it, so replays and retries never double count.
+
+    Every backend's inserts take their settings from here, and only here.
+    """
+    settings: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+    if dedup_token is not None:
+        settings["insert_deduplication_token"] = dedup_token
+    return settings
 
 
 def quote_ident(name: str) -> str:

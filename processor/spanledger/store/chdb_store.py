@@ -19,7 +19,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from spanledger.store.base import StoreError, StoreHandle, StoreLocked, columns_of, quote_ident
+from spanledger.store.base import (
+    StoreError,
+    StoreHandle,
+    StoreLocked,
+    columns_of,
+    dedup_settings,
+    quote_ident,
+)
 from spanledger.store.values import arrow_rows, params_text
 
 log = logging.getLogger(__name__)
@@ -144,17 +151,29 @@ class ChdbStore(StoreHandle):
         self._check_writable()
         if data.num_rows == 0:
             return
-        settings = self._insert_settings(dedup_token)
-        cols = columns_of(data.column_names)
-        setting_sql = ", ".join(f"{k} = {_setting_literal(v)}" for k, v in settings.items())
         # chdb's Python() table function finds the Arrow table by its variable
-        # name in this frame: keep the local called ``arrow_data``.
+        # name in the calling frames: keep the local called ``arrow_data``.
         arrow_data = data  # noqa: F841  (read by chdb through the frame)
-        sql = (
-            f"INSERT INTO {quote_ident(table)} ({cols}) SETTINGS {setting_sql} "
-            f"SELECT {cols} FROM Python(arrow_data)"
-        )
-        self._run(sql, "CSV", None)
+        self._run(_insert_sql(table, data.column_names, "Python(arrow_data)",
+                              dedup_settings(dedup_token)), "CSV", None)
+
+    def insert_arrow_file(
+        self, table: str, path: str | Path, dedup_token: str | None = None
+    ) -> None:
+        """The engine reads the file itself (``file(..., 'ArrowStream')``).
+
+        Unlike an insert from a Python object, the read releases the GIL, so the
+        collector's receivers keep answering meanwhile. One reading thread makes
+        one insert block: the dedup token covers exactly the file's rows however
+        often it is replayed.
+        """
+        self._check_writable()
+        source = Path(path).resolve()
+        with pa.OSFile(str(source)) as fh:
+            columns = pa.ipc.open_stream(fh).schema.names
+        settings = {**dedup_settings(dedup_token), "max_threads": 1, "max_insert_threads": 1}
+        reader = f"file({_literal(str(source))}, 'ArrowStream')"
+        self._run(_insert_sql(table, columns, reader, settings), "CSV", None)
 
     def close(self) -> None:
         with self._close_lock:
@@ -162,7 +181,6 @@ class ChdbStore(StoreHandle):
                 return
             self._closed = True
         _release(self.path)
-
 
     # -- internals -------------------------------------------------------------
 
@@ -175,7 +193,8 @@ class ChdbStore(StoreHandle):
             raise _error(exc, self.path) from exc
 
 
-def _setting_literal(value: Any) -> str:
+def _literal(value: Any) -> str:
+    """A setting value or path as ClickHouse SQL."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int | float):
@@ -183,7 +202,17 @@ def _setting_literal(value: Any) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _settings_clause(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items())
+
+
 def _with_settings(sql: str, settings: dict[str, Any]) -> str:
     """Append a SETTINGS clause (valid after DDL and INSERT ... SELECT statements)."""
-    clause = ", ".join(f"{k} = {_setting_literal(v)}" for k, v in settings.items())
-    return f"{sql.rstrip().rstrip(';')} SETTINGS {clause}"
+    return f"{sql.rstrip().rstrip(';')} SETTINGS {_settings_clause(settings)}"
+
+
+def _insert_sql(table: str, columns: list[str], source: str, settings: dict[str, Any]) -> str:
+    """``INSERT INTO table (columns) SETTINGS ... SELECT columns FROM source``."""
+    cols = columns_of(columns)
+    return (f"INSERT INTO {quote_ident(table)} ({cols}) SETTINGS {_settings_clause(settings)} "
+            f"SELECT {cols} FROM {source}")

@@ -10,11 +10,12 @@ connects lazily: a collector can start while the server is down, get
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from spanledger.store.base import StoreError, StoreHandle, StoreUnavailable
+from spanledger.store.base import StoreError, StoreHandle, StoreUnavailable, dedup_settings
 from spanledger.store.url import StoreUrl
 from spanledger.store.values import normalize
 
@@ -101,12 +102,20 @@ class HttpStore(StoreHandle):
         self._check_writable()
         if data.num_rows == 0:
             return
-        settings = self._insert_settings(dedup_token)
         client = self._get_client()
         try:
-            client.insert_arrow(table, data, settings=settings)
+            client.insert_arrow(table, data, settings=dedup_settings(dedup_token))
         except Exception as exc:
             raise _translate(exc, self.url) from exc
+
+    def insert_arrow_file(
+        self, table: str, path: str | Path, dedup_token: str | None = None
+    ) -> None:
+        """The server cannot see this machine's files: the rows travel in the request."""
+        self._check_writable()
+        with pa.memory_map(str(path)) as source:
+            data = pa.ipc.open_stream(source).read_all()
+        self.insert_arrow(table, data, dedup_token)
 
     def close(self) -> None:
         with self._lock:

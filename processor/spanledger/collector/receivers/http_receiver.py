@@ -1,12 +1,13 @@
 """OTLP/HTTP receiver (``POST /v1/traces``) plus the telemetry endpoints.
 
 Bodies are ``application/x-protobuf`` or ``application/json`` (OTLP/JSON),
-optionally ``Content-Encoding: gzip``; the answer uses the request's content
-type. Status codes follow the OTLP/HTTP spec so SDK exporters retry exactly
-when they should: 400 malformed, 401 bad token, 413 too large, 503 with
-``Retry-After`` when the spool is full. ``GET /healthz`` and ``GET /metrics``
-are served by the same server when telemetry shares this port, or by a
-separate :class:`HttpServer` with ``otlp=False``.
+optionally ``Content-Encoding: gzip`` (decoded by :mod:`.http_body`); the
+answer uses the request's content type. Status codes follow the OTLP/HTTP
+spec so SDK exporters retry exactly when they should: 400 malformed, 401 bad
+token, 413 too large, 503 with ``Retry-After`` when the spool is full.
+``GET /healthz`` and ``GET /metrics`` are served by the same server when
+telemetry shares this port, or by a separate :class:`HttpServer` with
+``intake=None``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from spanledger.collector import otlp
+from spanledger.collector.receivers import http_body
 from spanledger.collector.receivers.intake import RETRY_AFTER_S, Intake, Refusal
 
 log = logging.getLogger(__name__)
@@ -33,19 +34,6 @@ _STATUS = {
     Refusal.UNAVAILABLE: 503,
     Refusal.INTERNAL: 500,
 }
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    """Inflate with a cap: a small gzip bomb must not exhaust memory."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = d.decompress(body, limit + 1)
-    if len(out) > limit or d.unconsumed_tail:
-        raise _TooLarge
-    return out
 
 
 class HttpServer:
@@ -131,45 +119,14 @@ class HttpServer:
                     self._drain()
                     self._send(404, b"not found: POST OTLP traces to /v1/traces\n", "text/plain")
                     return
-                ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-                json_body = ctype == "application/json"
-                if not json_body and ctype != "application/x-protobuf":
-                    self._drain()
-                    self._refuse(Refusal.BAD_REQUEST,
-                                 f"unsupported Content-Type {ctype!r}: use application/x-protobuf "
-                                 "or application/json", json_body, count=intake)
-                    return
+                json_body = False
                 try:
-                    length = int(self.headers.get("Content-Length") or "-1")
-                except ValueError:
-                    length = -1
-                if length < 0:
-                    self.close_connection = True
-                    self._refuse(Refusal.BAD_REQUEST, "Content-Length is required", json_body,
-                                 count=intake)
-                    return
-                if length > outer.max_body:
-                    self.close_connection = True  # do not read a body we refuse
-                    self._refuse(Refusal.OVERSIZE,
-                                 f"body of {length} bytes exceeds the limit of {outer.max_body}",
-                                 json_body, count=intake)
-                    return
-                body = self.rfile.read(length)
-                encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
-                if encoding == "gzip":
-                    try:
-                        body = _gunzip(body, outer.max_body)
-                    except _TooLarge:
-                        self._refuse(Refusal.OVERSIZE, "decompressed body exceeds the limit",
-                                     json_body, count=intake)
-                        return
-                    except zlib.error as exc:
-                        self._refuse(Refusal.BAD_REQUEST, f"bad gzip body: {exc}", json_body,
-                                     count=intake)
-                        return
-                elif encoding not in ("", "identity"):
-                    self._refuse(Refusal.BAD_REQUEST, f"unsupported Content-Encoding {encoding!r}",
-                                 json_body, count=intake)
+                    json_body = http_body.is_json(self.headers)
+                    body = http_body.read_body(self.headers, self.rfile.read, outer.max_body)
+                except http_body.BodyRefused as exc:
+                    if not exc.consumed:
+                        self._drain()
+                    self._refuse(exc.refusal, exc.message, json_body, count=intake)
                     return
                 outcome = intake.handle(body, json_body=json_body,
                                         auth_header=self.headers.get("Authorization"))
@@ -184,10 +141,8 @@ class HttpServer:
                     self._send(200, response.SerializeToString(), "application/x-protobuf")
 
             def _drain(self) -> None:
-                try:
-                    length = int(self.headers.get("Content-Length") or "0")
-                except ValueError:
-                    length = 0
+                """Read a body we do not want (keeps the connection usable), or hang up."""
+                length = http_body.declared_length(self.headers)
                 if 0 < length <= outer.max_body:
                     self.rfile.read(length)
                 else:

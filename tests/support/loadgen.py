@@ -1,6 +1,7 @@
 """Synthetic OTLP trace requests with realistic GenAI attributes.
 
-The benchmark and the tests need many requests whose spans look like what the
+Not part of the package: the collector tests and ``bench/bench_collector.py``
+(which puts ``tests/`` on its path) need many requests whose spans look like what the
 OpenAI/Anthropic instrumentations plus the cost processor send (about twenty
 attributes, some numeric), with unique ids, without running an SDK per span.
 """

@@ -1,12 +1,15 @@
-"""Sealed spool segment -> priced ``otel_traces`` Arrow batch (runs in worker processes).
+"""The conversion jobs: a sealed spool segment -> a priced ``otel_traces`` Arrow file.
+
+They run in worker processes (``batch.workers``); the writer plans them,
+submits them and merges their results into one insert per segment.
 
 Reading protobuf attributes from Python costs about a microsecond per
 attribute, and a GenAI span has twenty: one core cannot convert as fast as
 the receivers accept. So conversion runs in a small process pool (spawned,
 never forked: the parent holds gRPC and chdb state). Each job reads the
-segment file itself and hands back Arrow IPC bytes, so only a path goes in
-and one buffer comes out. With ``workers: 0`` everything runs in the
-writer thread (handy for debugging).
+segment file itself and writes an Arrow file next to it, so only a path goes
+in and a path comes out. With ``workers: 0`` everything runs in the writer
+thread (handy for debugging).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,9 +28,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from spanledger.collector.convert import Columns
 from spanledger.collector.spool import ARROW_SUFFIX, read_records
 
+if TYPE_CHECKING:
+    from spanledger.collector.pricing_enricher import PricingEnricher
+
 log = logging.getLogger(__name__)
 
-_stage_cache: dict[str | None, object] = {}
+#: one pricing enricher per prices file, per worker process (the catalog loads once)
+_enrichers: dict[str | None, PricingEnricher] = {}
 
 
 @dataclass
@@ -47,13 +55,13 @@ class Converted:
             return pa.ipc.open_stream(source).read_all()
 
 
-def _pricing(prices_file: str | None) -> object:
-    stage = _stage_cache.get(prices_file)
-    if stage is None:
-        from spanledger.collector.pricing_stage import PricingStage
+def _enricher(prices_file: str | None) -> PricingEnricher:
+    enricher = _enrichers.get(prices_file)
+    if enricher is None:
+        from spanledger.collector.pricing_enricher import PricingEnricher
 
-        stage = _stage_cache[prices_file] = PricingStage(prices_file)
-    return stage
+        enricher = _enrichers[prices_file] = PricingEnricher(prices_file)
+    return enricher
 
 
 def segment_token(path: str | Path) -> str:
@@ -89,7 +97,7 @@ def plan_segment(path: str | Path, chunk_bytes: int) -> list[tuple[int, int]]:
     return chunks
 
 
-def chunk_file(segment: str | Path, offset: int) -> str:
+def _chunk_file(segment: str | Path, offset: int) -> str:
     return f"{segment}.{offset}{ARROW_SUFFIX}"
 
 
@@ -97,8 +105,8 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
                   prices_file: str | None) -> Converted:
     """Decode, price and convert whole records at ``offset`` of a sealed segment.
 
-    The result goes to an Arrow file next to the segment: chdb reads it natively
-    (no pickling through the pool, no copy in the writer's process).
+    The result goes to an Arrow file next to the segment, which the store reads
+    its own way (no pickling through the pool, no copy in the writer's process).
     """
     started = time.perf_counter()
     with open(path, "rb") as fh:
@@ -109,23 +117,22 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
         log.error("spool segment %s: corrupt record at byte %d; the rest of the chunk is lost",
                   path, offset + valid)
     cols = Columns()
-    stage = _pricing(prices_file) if pricing else None
-    before = _snapshot(stage)
+    enricher = _enricher(prices_file) if pricing else None
+    before = _snapshot(enricher)
     for payload in records:
         request = ExportTraceServiceRequest()
         request.ParseFromString(payload)
-        cols.add(request, stage)  # type: ignore[arg-type]
+        cols.add(request, enricher)
     table = cols.table()
-    out = chunk_file(path, offset)
-    with pa.OSFile(out, "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    after = _snapshot(stage)
+    out = _chunk_file(path, offset)
+    write_stream(table, out)
+    after = _snapshot(enricher)
     counters = {k: after[k] - before.get(k, 0) for k in after}
     return Converted(out, table.num_rows, cols.duplicates, counters,
                      time.perf_counter() - started, b"".join(cols.seen))
 
 
-def repeats_across(parts: list[Converted]) -> bool:
+def _repeats_across(parts: list[Converted]) -> bool:
     """Does a (TraceId, SpanId) occur in two chunks (an SDK retry split by chunking)?"""
     if len(parts) < 2:
         return False
@@ -139,7 +146,7 @@ def repeats_across(parts: list[Converted]) -> bool:
     return False
 
 
-def counters_of(parts: list[Converted]) -> dict[str, int]:
+def _counters_of(parts: list[Converted]) -> dict[str, int]:
     counters: dict[str, int] = {}
     for p in parts:
         for k, v in p.counters.items():
@@ -147,12 +154,32 @@ def counters_of(parts: list[Converted]) -> dict[str, int]:
     return counters
 
 
-def merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
+def segment_result(parts: list[Converted], merged_file: str | Path) -> Converted:
+    """The segment's chunks as one Arrow file: the one insert (and dedup token) of the segment.
+
+    A single chunk with rows is used as it is. Several are merged into
+    ``merged_file``: one file is one insert block, so the dedup token always covers
+    the same rows (and several small blocks would each travel the whole MV chain:
+    measured 4x slower); a (TraceId, SpanId) repeated across chunks (an SDK retry
+    split by chunking) is dropped on the way.
+    """
+    with_rows = [p for p in parts if p.rows]
+    seconds = max((p.seconds for p in parts), default=0.0)
+    if len(with_rows) > 1 or _repeats_across(parts):
+        table, duplicates, counters = _merge(parts)
+        write_stream(table.combine_chunks(), merged_file)
+        return Converted(str(merged_file), table.num_rows, duplicates, counters, seconds)
+    file = with_rows[0].file if with_rows else ""
+    return Converted(file, sum(p.rows for p in parts), sum(p.duplicates for p in parts),
+                     _counters_of(parts), seconds)
+
+
+def _merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
     """One table for the whole segment, a (TraceId, SpanId) repeated across chunks dropped."""
     tables = [p.table() for p in parts]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     duplicates = sum(p.duplicates for p in parts)
-    counters = counters_of(parts)
+    counters = _counters_of(parts)
     if len(tables) > 1 and table.num_rows:
         keys = pc.binary_join_element_wise(table["TraceId"], table["SpanId"], "")
         if pc.count_distinct(keys).as_py() < table.num_rows:
@@ -164,13 +191,18 @@ def merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
     return table, duplicates, counters
 
 
-def _snapshot(stage: object) -> dict[str, int]:
-    counters = getattr(stage, "counters", None)
-    return dict(vars(counters)) if counters is not None else {}
+def write_stream(table: pa.Table, path: str | Path) -> None:
+    """``table`` as an Arrow IPC stream file (the format every store reads back)."""
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _snapshot(enricher: PricingEnricher | None) -> dict[str, int]:
+    return dict(vars(enricher.counters)) if enricher is not None else {}
 
 
 def warm_up(pricing: bool, prices_file: str | None) -> bool:
     """Load the catalog in a fresh worker before the first real job."""
     if pricing:
-        _pricing(prices_file)
+        _enricher(prices_file)
     return True

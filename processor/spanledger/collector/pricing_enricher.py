@@ -1,4 +1,4 @@
-"""Price spans that arrive without a spanledger cost status.
+"""The collector's pricing enricher: price spans that arrive without a cost status.
 
 Services in other languages, or without the in-service processor, send GenAI
 spans with usage but no cost. The collector prices them with the same catalog
@@ -40,8 +40,8 @@ class PricingCounters:
     no_usage: int = 0
 
 
-class PricingStage:
-    """A callable ``(attrs, start_ns) -> None`` that adds cost attributes in place."""
+class PricingEnricher:
+    """An :data:`~spanledger.collector.convert.Enricher`: adds cost attributes in place."""
 
     def __init__(self, prices_file: str | None = None) -> None:
         from spanledger.pricing.catalog import PriceCatalog
