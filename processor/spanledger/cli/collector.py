@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 
 log = logging.getLogger(__name__)
 

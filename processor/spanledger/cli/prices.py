@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.pricing.catalog import (
     PRICES_FILE_ENV,
     CallPricePeriod,

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.reports.chargeback import DEFAULT_MARKUP, UNATTRIBUTED
 from spanledger.reports.formats import FORMATS, render
 from spanledger.reports.period import Period, parse_date, resolve_period

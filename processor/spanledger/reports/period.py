@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.pricing.types import usd
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")

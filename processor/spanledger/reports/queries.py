@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.reports.period import Period
 from spanledger.store.base import Store
 

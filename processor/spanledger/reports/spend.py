@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.pricing.types import TokenUsage
 from spanledger.reports import chargeback as cb
 from spanledger.reports.config import Budgets, SharedCosts
