@@ -169,7 +169,8 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def run_spend(args: argparse.Namespace) -> int:
-    from spanledger.reports.config import load_budgets, load_shared_costs
+    from spanledger.reports.budgets import load_budgets
+    from spanledger.reports.shared_costs import load_shared_costs
     from spanledger.reports.spend import SpendOptions, build_spend_report
 
     _check_format(args.format, (*FORMATS, "focus"))
@@ -229,7 +230,7 @@ def run_traces(args: argparse.Namespace) -> int:
 
 
 def run_html(args: argparse.Namespace) -> int:
-    from spanledger.reports.config import load_budgets
+    from spanledger.reports.budgets import load_budgets
     from spanledger.reports.html import write_html_report
 
     period = _period(args)

@@ -15,8 +15,8 @@ from html import escape
 from pathlib import Path
 
 from spanledger.reports import svg
+from spanledger.reports.budgets import Budgets
 from spanledger.reports.chargeback import UNATTRIBUTED, label
-from spanledger.reports.config import Budgets
 from spanledger.reports.formats import display_rows
 from spanledger.reports.period import Period, current_month, parse_month, utc_today
 from spanledger.reports.queries import (
@@ -216,7 +216,7 @@ def write_html_report(store: Store, path: str | Path, period: Period | str | Non
     """Write the report for ``period`` to ``path``; returns the file's absolute path.
 
     ``period``: a :class:`Period`, a month ``"YYYY-MM"``, or None for the current
-    UTC month. ``budgets`` (from :func:`~spanledger.reports.config.load_budgets`)
+    UTC month. ``budgets`` (from :func:`~spanledger.reports.budgets.load_budgets`)
     adds the budget-burn chart; ``today`` anchors its projection.
     """
     from spanledger.reports.queries import fetch_traces

@@ -16,7 +16,7 @@ from typing import Any
 from spanledger.errors import UsageError
 from spanledger.pricing.types import TokenUsage
 from spanledger.reports import chargeback as cb
-from spanledger.reports.config import Budgets, SharedCosts
+from spanledger.reports.budgets import Budgets
 from spanledger.reports.period import Period, utc_today
 from spanledger.reports.queries import (
     NO_TABLES,
@@ -25,6 +25,7 @@ from spanledger.reports.queries import (
     fetch_spend,
     missing_rollups,
 )
+from spanledger.reports.shared_costs import SharedCosts
 from spanledger.reports.tabular import Column, Report
 from spanledger.store.base import Store
 
