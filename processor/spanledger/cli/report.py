@@ -188,23 +188,12 @@ def run_spend(args: argparse.Namespace) -> int:
         env=args.env,
         today=parse_date(args.as_of, "--as-of") if args.as_of else None,
     )
-    opts.validate(files_loaded=False)  # cheap flag checks before reading any file
-    if args.prices and opts.snapshot is None:
-        raise UsageError(
-            "--prices applies to --snapshot-prices only (actual costs are on the spans)"
-        )
-    if args.budgets and opts.model != "budget":
-        raise UsageError("--budgets applies to --model budget only")
-    if opts.model == "budget" and not args.budgets:
-        raise UsageError("--model budget needs --budgets FILE")
-    if args.as_of and opts.model != "budget":
-        raise UsageError("--as-of applies to --model budget only (the projection)")
+    opts.validate(budgets_given=bool(args.budgets))  # flags first, before reading any file
     opts = dataclasses.replace(
         opts,
         shared=load_shared_costs(args.shared_costs) if args.shared_costs else None,
         budgets=load_budgets(args.budgets, dims) if args.budgets else None,
     )
-    opts.validate()
     report = _with_store(args.url, lambda s: build_spend_report(s, opts))
     _emit(render(report, args.format), args.output)
     return 0

@@ -49,11 +49,15 @@ class SpendOptions:
     #: "now" for the budget projection (default: today in UTC)
     today: dt.date | None = None
 
-    def validate(self, files_loaded: bool = True) -> None:
-        """Flag combinations that would otherwise be silently ignored.
+    def validate(self, budgets_given: bool | None = None) -> None:
+        """Refuse flag combinations that would otherwise be silently ignored (checked only here).
 
-        ``files_loaded=False`` checks the flags only (before YAML files are read).
+        ``budgets_given`` says whether a budgets file was named before it is
+        loaded, so the command line can refuse bad flags before reading any
+        file (default: whether ``budgets`` is set).
         """
+        if budgets_given is None:
+            budgets_given = self.budgets is not None
         if self.model not in MODELS:
             raise UsageError(f"--model: unknown model {self.model!r} (expected one of: "
                              f"{', '.join(MODELS)})")
@@ -69,12 +73,15 @@ class SpendOptions:
                 raise UsageError(f"--invoice-total must not be negative, got {self.invoice_total}")
         elif self.invoice_total is not None:
             raise UsageError("--invoice-total applies to --model proportional only")
-        if not files_loaded:
-            return
-        if self.model == "budget" and self.budgets is None:
-            raise UsageError("--model budget needs --budgets FILE")
-        if self.model != "budget" and self.budgets is not None:
+        if self.prices and self.snapshot is None:
+            raise UsageError(
+                "--prices applies to --snapshot-prices only (actual costs are on the spans)")
+        if budgets_given and self.model != "budget":
             raise UsageError("--budgets applies to --model budget only")
+        if self.model == "budget" and not budgets_given:
+            raise UsageError("--model budget needs --budgets FILE")
+        if self.today is not None and self.model != "budget":
+            raise UsageError("--as-of applies to --model budget only (the projection)")
 
 
 def snapshot_pricer(at: dt.date, prices: str | None = None) -> cb.PriceFn:
