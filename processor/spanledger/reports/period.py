@@ -43,6 +43,11 @@ class Period:
             return f"{self.start:%Y-%m}"
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
 
+    def to_dict(self) -> dict[str, str]:
+        """The period as every report's JSON ``meta`` gives it."""
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "label": self.label}
+
     def months(self) -> list[tuple[int, int, int]]:
         """(year, month, days of this period in that month) for every month it touches."""
         out: list[tuple[int, int, int]] = []
