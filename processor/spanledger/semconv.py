@@ -1,7 +1,10 @@
-"""Attribute names: the public contract of ../shared/DESIGN.md in one place.
+"""Attribute names: the public contract of spanledger's spans, in one place.
 
 Every module reads names from here so a rename is one edit, and so the
 processor, the collector, the ClickHouse views and the dashboards cannot drift.
+ARCHITECTURE.md ("Attribute contract") says what each name means, and
+tests/test_semconv_contract.py checks that every name the ClickHouse
+migrations read is defined here.
 """
 
 from __future__ import annotations
