@@ -59,6 +59,8 @@ REASONING_TOKENS = (
 TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens")
 DB_SYSTEM = ("db.system.name", "db.system")
 TOOL_NAME = "gen_ai.tool.name"
+#: set by agent frameworks on invoke_agent spans; llm_calls keeps it per call
+AGENT_NAME = "gen_ai.agent.name"
 
 #: Operations whose spans sum their children's usage (never counted themselves).
 AGGREGATE_OPERATIONS = frozenset({"invoke_agent", "invoke_workflow"})
