@@ -14,6 +14,7 @@ import is still a dependency), and the graph is checked against
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,3 +246,38 @@ def test_checks_catch_a_cli_import_in_reports(tmp_path: Path) -> None:
     assert [(e.source, e.target) for e in cycle] == [
         ("spanledger.cli.main", "spanledger.reports.spend"),
         ("spanledger.reports.spend", "spanledger.cli.main")]
+
+
+# -- ARCHITECTURE.md states the same rules ---------------------------------------------------
+
+REPO = ROOT.parent
+#: paths starting with these are relative to the repository, others to processor/spanledger
+TOP_FOLDERS = ("clickhouse", "collector-config", "deploy", "bench", "tests")
+
+
+def architecture() -> str:
+    return (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
+
+
+def test_architecture_layer_table_is_the_allowed_table() -> None:
+    rows = re.findall(r"^\| (\w+) \| [^|]+ \| ([^|]+) \|$", architecture(), re.MULTILINE)
+    documented = {layer: frozenset() if may.strip().startswith("nothing")
+                  else frozenset(x.strip() for x in may.split(","))
+                  for layer, may in rows if layer in ALLOWED}
+    assert documented == ALLOWED, "ARCHITECTURE.md's layer table and ALLOWED disagree"
+
+
+def test_architecture_names_files_that_exist() -> None:
+    """A renamed module must be renamed in the map too (paths in backticks)."""
+    missing = []
+    for name in re.findall(r"`([\w./-]+)`", architecture()):
+        if "/" not in name and not name.endswith(".py"):
+            continue  # a name, not a path
+        top = name.split("/")[0]
+        if name.startswith(f"processor/{PACKAGE}/") or top in TOP_FOLDERS:
+            base = REPO
+        else:
+            base = ROOT if top == PACKAGE else ROOT / PACKAGE
+        if not (base / name).exists():
+            missing.append(name)
+    assert not missing, f"ARCHITECTURE.md names paths that do not exist: {missing}"
