@@ -123,8 +123,9 @@ def test_store_without_tables_gives_empty_report(tmp_path: Path) -> None:
 
 
 def test_example_files_load() -> None:
-    from spanledger.reports.config import load_budgets, load_shared_costs
+    from spanledger.reports.budgets import load_budgets
     from spanledger.reports.period import parse_month
+    from spanledger.reports.shared_costs import load_shared_costs
     from spanledger.resources import data_dir
 
     budgets = load_budgets(data_dir("collector-config") / "budgets.example.yaml",

@@ -91,7 +91,7 @@ def test_week_over_week_flags_threefold_growth_at_greater_or_equal() -> None:
     import datetime as dt
     from decimal import Decimal
 
-    from spanledger.reports.html import week_over_week
+    from spanledger.reports.html_charts import week_over_week
     from spanledger.reports.queries import DailyRow
 
     end = dt.date(2026, 10, 14)
@@ -106,3 +106,50 @@ def test_week_over_week_flags_threefold_growth_at_greater_or_equal() -> None:
     assert '<tr><td>chat</td><td class="n">$1.00</td><td class="n">$2.99</td>' in html
     assert '<tr class="warn"><td>(unattributed)</td>' in html and ">new<" in html
     assert ">x3.00<" in html and ">x2.99<" in html
+
+
+def test_render_html_from_plain_rows_without_a_store() -> None:
+    """The page is a function of the fetched rows: headline cards, tables, budget burn."""
+    import dataclasses
+    import datetime as dt
+    from decimal import Decimal
+
+    from spanledger.reports.budgets import Budget, Budgets
+    from spanledger.reports.html import HtmlData, render_html
+    from spanledger.reports.period import parse_month
+    from spanledger.reports.queries import DailyRow, SpendRow, TraceRow
+
+    def spend(team: str, feature: str, status: str, calls: int, cost: str) -> SpendRow:
+        return SpendRow((team, feature), "openai", "gpt-4o" if status == "priced" else "odd-1",
+                        status, calls, 0, 100 * calls, 10 * calls, 0, 0, 0, Decimal(cost))
+
+    start = dt.datetime(2026, 10, 3, 9, tzinfo=dt.UTC)
+    trace = TraceRow("t" * 32, start, start + dt.timedelta(seconds=4), "search", "rag", "",
+                     ("svc",), ("gpt-4o",), 3, 0, 0, 300, 30, Decimal("1.20"))
+    data = HtmlData(
+        period=parse_month("2026-10"),
+        spend=[spend("search", "rag", "priced", 3, "1.20"), spend("", "", "priced", 1, "0.30"),
+               spend("search", "rag", "unpriced", 2, "0")],
+        daily=[DailyRow(dt.date(2026, 10, 3), "search", Decimal("1.20"))],
+        traces=[trace],
+        wow=[DailyRow(dt.date(2026, 10, 3), "rag", Decimal("1.20"))],
+        wow_end=dt.date(2026, 10, 14),
+        generated=dt.datetime(2026, 10, 14, 8, 30, tzinfo=dt.UTC),
+        today=dt.date(2026, 10, 14),
+        env="prod",
+        budgets=Budgets("b.yaml", ("team",), {("search",): Budget(Decimal(2), Decimal(120))}),
+        budget_spend=[dataclasses.replace(spend("search", "rag", "priced", 3, "1.20"),
+                                          group=("search",))],
+    )
+    html = render_html(data)
+    assert html == render_html(data)  # no clock, no store: the same rows, the same page
+    assert "2026-10-01 to 2026-10-31 (UTC), environment prod · generated\n2026-10-14 08:30 UTC" \
+        in html
+    cards = dict(re.findall(r'<div class="v[^"]*">([^<]*)</div><div class="k">([^<]*)</div>',
+                            html))
+    assert cards == {"$1.50": "spend", "6": "LLM calls", "1": "agent runs (traces)",
+                     "2": "unpriced calls", "$0.3000": "untagged spend (no team)"}
+    assert '<div class="v warn">2</div>' in html  # unpriced calls are flagged
+    assert "openai/odd-1" in html and "2 calls, 220 tokens" in html
+    assert "60.0% of $2.00" in html  # budget burn: 1.20 of 2.00
+    assert html.count("<svg") == 5

@@ -1,7 +1,10 @@
-"""Attribute names: the public contract of ../shared/DESIGN.md in one place.
+"""Attribute names: the public contract of spanledger's spans, in one place.
 
 Every module reads names from here so a rename is one edit, and so the
 processor, the collector, the ClickHouse views and the dashboards cannot drift.
+ARCHITECTURE.md ("Attribute contract") says what each name means, and
+tests/test_semconv_contract.py checks that every name the ClickHouse
+migrations read is defined here.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ REASONING_TOKENS = (
 TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens")
 DB_SYSTEM = ("db.system.name", "db.system")
 TOOL_NAME = "gen_ai.tool.name"
+#: set by agent frameworks on invoke_agent spans; llm_calls keeps it per call
+AGENT_NAME = "gen_ai.agent.name"
 
 #: Operations whose spans sum their children's usage (never counted themselves).
 AGGREGATE_OPERATIONS = frozenset({"invoke_agent", "invoke_workflow"})

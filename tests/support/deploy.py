@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from spanledger.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -187,84 +188,9 @@ def all_values(dashboard: Mapping[str, Any]) -> dict[str, str]:
 # A migrated store
 # --------------------------------------------------------------------------
 
-#: string.Template values for one embedded node, as TEAM.md describes; used only
-#: while spanledger.store.migrate (the store role's renderer) is not importable
-_SINGLE_NODE = {
-    "ON_CLUSTER": "",
-    "MergeTree": "MergeTree",
-    "AggregatingMergeTree": "AggregatingMergeTree",
-    "SummingMergeTree": "SummingMergeTree",
-    "TTL_TRACES": "",
-    "TTL_CALLS": "",
-    "TTL_BY_TRACE": "",
-    "TTL_DAILY": "",
-    "DEDUP_SETTING": "",
-    "otel_traces": "otel_traces",
-    "llm_calls": "llm_calls",
-    "llm_cost_by_trace": "llm_cost_by_trace",
-    "llm_cost_daily": "llm_cost_daily",
-}
-
-
-def render_migrations(sql_dir: Path = REPO / "clickhouse") -> list[str]:
-    """Statements of every migration for one embedded node."""
-    try:
-        from spanledger.store.migrate import load_migrations
-    except ImportError:
-        pass
-    else:
-        return [s for m in load_migrations(directory=sql_dir) for s in m.statements]
-    statements: list[str] = []
-    for path in sorted(sql_dir.glob("*.sql")):
-        text = string.Template(path.read_text(encoding="utf-8")).substitute(_SINGLE_NODE)
-        body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-        statements += [s.strip() for s in body.split(";") if s.strip()]
-    return statements
-
-
-class ChdbStore:
-    """Minimal stand-in with the Store protocol's query_columns/command/close,
-    used only while spanledger.store (the store role's backend) has not landed."""
-
-    url = "chdb://(session)"
-
-    def __init__(self, path: Path) -> None:
-        import chdb.session
-
-        self._session = chdb.session.Session(str(path))
-
-    def command(self, sql: str, settings: Mapping[str, Any] | None = None) -> None:
-        self._session.query(sql)
-
-    def query_columns(
-        self, sql: str, params: Mapping[str, Any] | None = None
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        result = json.loads(self._session.query(sql, "JSONCompact").bytes() or b"{}")
-        names = [c["name"] for c in result.get("meta", [])]
-        return names, [tuple(r) for r in result.get("data", [])]
-
-    def close(self) -> None:
-        self._session.close()
-
-
-def open_migrated_store(path: Path) -> Any:
-    """The store role's open_store + migrate when present, else a chdb session
-    migrated by rendering clickhouse/*.sql ourselves."""
-    try:
-        from spanledger.store import open_store
-        from spanledger.store.migrate import migrate
-    except ImportError:
-        store = ChdbStore(path)
-        for statement in render_migrations():
-            store.command(statement)
-        return store
-    store = open_store(f"chdb://{path}")
-    try:
-        migrate(store)
-    except BaseException:
-        store.close()
-        raise
-    return store
+def open_migrated_store(path: Path) -> Store:
+    """A chdb store at ``path`` with every migration applied (the caller closes it)."""
+    return open_store(f"chdb://{path}", migrate=True)
 
 
 # --------------------------------------------------------------------------
@@ -498,7 +424,7 @@ def _map_literal(values: Mapping[str, str]) -> str:
     return "map(" + ", ".join(f"{_sqlstring(k)}, {_sqlstring(v)}" for k, v in values.items()) + ")"
 
 
-def insert_spans(store: Any, spans: Iterable[Span]) -> None:
+def insert_spans(store: Store, spans: Iterable[Span]) -> None:
     """Insert into otel_traces (so the materialized views fill the rollups)."""
     rows = []
     for s in spans:

@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 
 if TYPE_CHECKING:
     from spanledger.collector.config import CollectorConfig

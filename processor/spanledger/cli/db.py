@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.store import DEFAULT_URL, ENV_VAR, open_store, parse_url
 
 

@@ -2,7 +2,7 @@
 
 Each command group lives in its own module with a ``register(subparsers)``
 function; this file only wires them together and turns a user's mistake
-(:class:`UsageError`, :class:`~spanledger.yamlconf.ConfigError`, a malformed
+(:class:`~spanledger.errors.UsageError`, :class:`~spanledger.yamlconf.ConfigError`, a malformed
 storage URL) into one line on stderr and exit code 2, the way argparse itself
 reports bad flags, and a store that cannot serve the command (locked,
 unreachable, not migrated) into one line and exit code 1. Commands therefore
@@ -12,19 +12,18 @@ just open the store and let these errors through.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
+from spanledger.cli import collector, db, demo, prices, report
+from spanledger.errors import UsageError
 from spanledger.yamlconf import ConfigError
 
-#: command-group modules, in the order ``--help`` lists them
-COMMAND_MODULES = ("demo", "collector", "db", "report", "prices")
-
-
-class UsageError(Exception):
-    """A user's mistake on the command line: printed as one line, exit 2."""
+#: command-group modules, in the order ``--help`` lists them. Imported here,
+#: not looked up by name, so the import graph (tests/test_layering.py) sees them;
+#: each keeps its heavy imports inside its command function.
+COMMAND_MODULES = (demo, collector, db, report, prices)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,13 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"spanledger.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"spanledger.cli.{name}":
-                raise
-            continue
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.pricing.catalog import (
     PRICES_FILE_ENV,
     CallPricePeriod,
     PriceCatalog,
     PricePeriod,
 )
+from spanledger.reports.formats import text_table
 
 UNPRICED_SQL = """
 SELECT Provider, Model, count() AS calls, min(Timestamp) AS first_seen, max(Timestamp) AS last_seen,
@@ -86,13 +87,10 @@ def _money(value: Decimal | None) -> str:
     return "-" if value is None else f"{value.normalize():f}"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
+#: table headers of ``prices show`` for token prices and for per-call prices
+TOKEN_HEADERS = ("", "SOURCE", "PROVIDER", "MODEL", "FROM", "UNTIL", "INPUT", "OUTPUT",
+                 "CACHE_READ", "CACHE_WRITE", "DISCOUNT", "NOTES")
+CALL_HEADERS = ("", "SOURCE", "KIND", "NAME", "FROM", "UNTIL", "PER_CALL", "NOTES")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -100,85 +98,59 @@ def cmd_show(args: argparse.Namespace) -> int:
     prices_file = args.prices or os.environ.get(PRICES_FILE_ENV) or None
     catalog = PriceCatalog(prices_file)
     periods = catalog.describe(args.model, args.provider, at=at)
-    if not periods:
-        calls = catalog.describe_calls(args.model, at=at)
-        if calls:
-            return _show_calls(args, at, calls)
-        where = catalog.version + (f" or {prices_file}" if prices_file else "")
-        prov = f" (provider {args.provider})" if args.provider else ""
-        raise UsageError(f"unknown model {args.model!r}{prov}: not in {where}")
+    if periods:
+        return _print_periods(
+            args, at, {"model": args.model, "provider": args.provider}, "USD per million tokens",
+            [p.to_dict() for p in periods], TOKEN_HEADERS, [_token_row(p) for p in periods])
+    # not a model: a tool or vector database priced per call?
+    calls = catalog.describe_calls(args.model, at=at)
+    if calls:
+        return _print_periods(
+            args, at, {"name": args.model}, "USD per call",
+            [c.to_dict() for c in calls], CALL_HEADERS, [_call_row(c) for c in calls])
+    where = catalog.version + (f" or {prices_file}" if prices_file else "")
+    prov = f" (provider {args.provider})" if args.provider else ""
+    raise UsageError(f"unknown model {args.model!r}{prov}: not in {where}")
+
+
+def _print_periods(args: argparse.Namespace, at: dt.datetime, subject: dict[str, str | None],
+                   unit: str, periods: list[dict[str, Any]], headers: Sequence[str],
+                   rows: list[list[str]]) -> int:
+    """One answer of ``prices show``: a JSON document, or a title line and a table."""
+    day = at.date().isoformat()
     if args.format == "json":
-        doc = {
-            "model": args.model,
-            "provider": args.provider,
-            "at": at.date().isoformat(),
-            "unit": "USD per million tokens",
-            "periods": [p.to_dict() for p in periods],
-        }
-        print(json.dumps(doc, indent=2))
+        print(json.dumps({**subject, "at": day, "unit": unit, "periods": periods}, indent=2))
         return 0
-    print(f"{args.model}: USD per million tokens; '*' = in force on {at.date().isoformat()}")
-    headers = (
-        "",
-        "SOURCE",
-        "PROVIDER",
-        "MODEL",
-        "FROM",
-        "UNTIL",
-        "INPUT",
-        "OUTPUT",
-        "CACHE_READ",
-        "CACHE_WRITE",
-        "DISCOUNT",
-        "NOTES",
-    )
-    print(_table(headers, [_row(p) for p in periods]))
+    print(f"{args.model}: {unit}; '*' = in force on {day}")
+    print(_table_text(headers, rows))
     return 0
 
 
-def _show_calls(args: argparse.Namespace, at: dt.datetime, calls: list[CallPricePeriod]) -> int:
-    """``prices show NAME`` for a tool or vector database priced per call."""
-    if args.format == "json":
-        doc = {
-            "name": args.model,
-            "at": at.date().isoformat(),
-            "unit": "USD per call",
-            "periods": [c.to_dict() for c in calls],
-        }
-        print(json.dumps(doc, indent=2))
-        return 0
-    print(f"{args.model}: USD per call; '*' = in force on {at.date().isoformat()}")
-    rows = [
-        [
-            "*" if c.in_force else "",
-            c.source,
-            c.kind,
-            c.pattern,
-            c.effective_from.isoformat() if c.effective_from else "-",
-            c.effective_until.isoformat() if c.effective_until else "-",
-            _money(c.per_call),
-            "; ".join(c.notes),
-        ]
-        for c in calls
-    ]
-    print(_table(("", "SOURCE", "KIND", "NAME", "FROM", "UNTIL", "PER_CALL", "NOTES"), rows))
-    return 0
+def _validity(in_force: bool, source: str, what: str, name: str,
+              start: dt.date | None, until: dt.date | None) -> list[str]:
+    """The columns every price period starts with: in force, source, what, from, until."""
+    return ["*" if in_force else "", source, what, name,
+            start.isoformat() if start else "-", until.isoformat() if until else "-"]
 
 
-def _row(p: PricePeriod) -> list[str]:
+def _token_row(p: PricePeriod) -> list[str]:
     return [
-        "*" if p.in_force else "",
-        p.source,
-        p.provider or "any",
-        p.model,
-        p.effective_from.isoformat() if p.effective_from else "-",
-        p.effective_until.isoformat() if p.effective_until else "-",
+        *_validity(p.in_force, p.source, p.provider or "any", p.model, p.effective_from,
+                   p.effective_until),
         _money(p.input),
         _money(p.output),
         _money(p.cache_read),
         _money(p.cache_write),
         f"{_money(p.discount_percent)}%" if p.discount_percent is not None else "-",
         "; ".join(p.notes),
+    ]
+
+
+def _call_row(c: CallPricePeriod) -> list[str]:
+    return [
+        *_validity(c.in_force, c.source, c.kind, c.pattern, c.effective_from, c.effective_until),
+        _money(c.per_call),
+        "; ".join(c.notes),
     ]
 
 
@@ -212,7 +184,7 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
         print("no unpriced calls")
         return 0
     print(
-        _table(
+        _table_text(
             [c.upper() for c in UNPRICED_COLUMNS],
             [
                 [
@@ -231,6 +203,10 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _table_text(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    return "\n".join(text_table(headers, rows))
 
 
 def _when(value: Any) -> str:

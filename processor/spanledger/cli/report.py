@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.reports.chargeback import DEFAULT_MARKUP, UNATTRIBUTED
 from spanledger.reports.formats import FORMATS, render
 from spanledger.reports.period import Period, parse_date, resolve_period
@@ -169,7 +169,8 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def run_spend(args: argparse.Namespace) -> int:
-    from spanledger.reports.config import load_budgets, load_shared_costs
+    from spanledger.reports.budgets import load_budgets
+    from spanledger.reports.shared_costs import load_shared_costs
     from spanledger.reports.spend import SpendOptions, build_spend_report
 
     _check_format(args.format, (*FORMATS, "focus"))
@@ -187,23 +188,12 @@ def run_spend(args: argparse.Namespace) -> int:
         env=args.env,
         today=parse_date(args.as_of, "--as-of") if args.as_of else None,
     )
-    opts.validate(files_loaded=False)  # cheap flag checks before reading any file
-    if args.prices and opts.snapshot is None:
-        raise UsageError(
-            "--prices applies to --snapshot-prices only (actual costs are on the spans)"
-        )
-    if args.budgets and opts.model != "budget":
-        raise UsageError("--budgets applies to --model budget only")
-    if opts.model == "budget" and not args.budgets:
-        raise UsageError("--model budget needs --budgets FILE")
-    if args.as_of and opts.model != "budget":
-        raise UsageError("--as-of applies to --model budget only (the projection)")
+    opts.validate(budgets_given=bool(args.budgets))  # flags first, before reading any file
     opts = dataclasses.replace(
         opts,
         shared=load_shared_costs(args.shared_costs) if args.shared_costs else None,
         budgets=load_budgets(args.budgets, dims) if args.budgets else None,
     )
-    opts.validate()
     report = _with_store(args.url, lambda s: build_spend_report(s, opts))
     _emit(render(report, args.format), args.output)
     return 0
@@ -229,7 +219,7 @@ def run_traces(args: argparse.Namespace) -> int:
 
 
 def run_html(args: argparse.Namespace) -> int:
-    from spanledger.reports.config import load_budgets
+    from spanledger.reports.budgets import load_budgets
     from spanledger.reports.html import write_html_report
 
     period = _period(args)

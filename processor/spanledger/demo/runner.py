@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from spanledger.cli.main import UsageError
 from spanledger.demo.progress import Counts, ProgressLine
 from spanledger.demo.scenario import MIN_CALLS, build_plan
 from spanledger.demo.worker import COUNTERS, WorkerSpec, run_worker
+from spanledger.errors import UsageError
 from spanledger.resources import data_dir
 from spanledger.store import open_store, parse_url
 

@@ -29,7 +29,8 @@ from spanledger.reports.queries import CallUsageRow, SpendRow
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 UNATTRIBUTED = "(unattributed)"
-#: alert levels below the hard stop (DOMAIN.md: alerts at 50/80/100 %, hard stop ~120 %)
+#: alert levels below the hard stop: FinOps practice alerts at 50/80/100 % of a budget
+#: and stops hard around 120 % (DEFAULT_HARD_STOP, configurable per budget)
 ALERT_PERCENTS: tuple[Decimal, ...] = (Decimal(50), Decimal(80), Decimal(100))
 DEFAULT_HARD_STOP = Decimal(120)
 DEFAULT_MARKUP = Decimal("0.15")

@@ -83,8 +83,7 @@ def focus_report(rows: list[DetailRow], period: Period) -> Report:
                + [Column(k, k, "text") for k in _TEXT]
                + [Column(k, k, "ratio") for k in _QTY]
                + [Column(k, k, "int", total=True) for k in _INTS])
-    meta = {"period": {"start": period.start.isoformat(), "end": period.end.isoformat(),
-                       "label": period.label}, "format": "FOCUS 1.x"}
+    meta = {"period": period.to_dict(), "format": "FOCUS 1.x"}
     return Report("focus", f"FOCUS export {period.label}", columns,
                   [focus_row(r, period) for r in rows], None, [], meta)
 

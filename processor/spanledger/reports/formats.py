@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -154,24 +155,38 @@ def _show(value: Any, col: Column) -> str:
     return str(value)
 
 
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
+               right: Sequence[bool] | None = None, total: Sequence[str] | None = None,
+               rule: bool = False) -> list[str]:
+    """Plain-text table lines: every column as wide as its widest cell, two spaces apart.
+
+    The one text layout of the command line (reports and ``prices``), so every
+    table a user reads lines up the same way. ``right`` right-aligns a column
+    (numbers); ``rule`` draws dashes under the headers and above ``total``.
+    """
+    every = [headers, *rows, *([total] if total is not None else [])]
+    widths = [max(len(r[i]) for r in every) for i in range(len(headers))]
+    flush_right = right if right is not None else [False] * len(headers)
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w)
+                         for c, w, r in zip(cells, widths, flush_right, strict=True)).rstrip()
+
+    sep = ["  ".join("-" * w for w in widths)] if rule else []
+    out = [line(headers), *sep, *(line(r) for r in rows)]
+    if total is not None:
+        out += [*sep, line(total)]
+    return out
+
+
 def render_table(report: Report) -> str:
     rows, total = display_rows(report)
-    headers = [c.header for c in report.columns]
     body = [[r[c.key] for c in report.columns] for r in rows]
-    tail = [[total[c.key] if total[c.key] != "-" else "" for c in report.columns]] if total else []
-    widths = [max(len(x) for x in col) for col in zip(headers, *body, *tail, strict=True)]
-    right = [c.kind != "text" for c in report.columns]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if r else c.ljust(w)
-                         for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
-
-    sep = "  ".join("-" * w for w in widths)
-    out = [report.title, "", line(headers), sep]
-    out += [line(b) for b in body]
-    if tail:
-        out += [sep, line(tail[0])]
+    tail = [total[c.key] if total[c.key] != "-" else "" for c in report.columns] if total else None
+    table = text_table([c.header for c in report.columns], body,
+                       right=[c.kind != "text" for c in report.columns], total=tail, rule=True)
     if not report.rows:
-        out.insert(4, "(no data in this period)")
+        table.insert(2, "(no data in this period)")
+    out = [report.title, "", *table]
     out += [f"note: {n}" for n in report.notes]
     return "\n".join(out) + "\n"

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.pricing.types import usd
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -42,6 +42,11 @@ class Period:
         if self.start == first and self.end == last:
             return f"{self.start:%Y-%m}"
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+    def to_dict(self) -> dict[str, str]:
+        """The period as every report's JSON ``meta`` gives it."""
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "label": self.label}
 
     def months(self) -> list[tuple[int, int, int]]:
         """(year, month, days of this period in that month) for every month it touches."""

@@ -12,11 +12,12 @@ same on chdb and on a ClickHouse server.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from spanledger.cli.main import UsageError
+from spanledger.errors import UsageError
 from spanledger.reports.period import Period
 from spanledger.store.base import Store
 
@@ -74,6 +75,66 @@ def missing_rollups(store: Store) -> list[str]:
     return [t for t in ROLLUPS if t not in have]
 
 
+# -- reading rows ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Col:
+    """One selected value: the row field it fills, its SQL expression, its parser."""
+
+    field: str
+    sql: str
+    parse: Callable[[Any], Any] = int
+
+
+def _money(value: object) -> Decimal:
+    """A ``toString`` of a Decimal(38, 12) sum, exact (never through float)."""
+    return Decimal(str(value))
+
+
+def _day(value: object) -> dt.date:
+    return dt.date.fromisoformat(str(value))
+
+
+def _ts(value: object) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC)
+
+
+def _lines(value: object) -> tuple[str, ...]:
+    """An ``arrayStringConcat(..., '\\n')`` back into its values."""
+    return tuple(s for s in str(value).split("\n") if s)
+
+
+def group_sql(dims: Sequence[str]) -> str:
+    """The ``--by`` dimensions as string columns, for SELECT and GROUP BY alike."""
+    return ", ".join(f"toString({DIMENSIONS[d]})" for d in dims)
+
+
+def read_rows(store: Store, cols: Sequence[Col], rest: str,
+              dims: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """``SELECT [group columns,] cols rest`` as dicts of parsed fields.
+
+    With ``dims`` the first values are the group (``group`` field, a tuple of
+    strings), so every query keyed by ``--by`` reads its rows the same way.
+    """
+    select = ", ".join([*([group_sql(dims)] if dims else []), *(c.sql for c in cols)])
+    n = len(dims)
+    out = []
+    for r in store.query(f"SELECT {select} {rest}"):
+        row = {c.field: c.parse(v) for c, v in zip(cols, r[n:], strict=True)}
+        if dims:
+            row["group"] = tuple(str(v) for v in r[:n])
+        out.append(row)
+    return out
+
+
+def _period_where(period: Period, env: str | None) -> str:
+    return f"WHERE {_day_filter(period)}{_env_filter(env)}"
+
+
+# -- spend --------------------------------------------------------------------------------
+
 @dataclass(frozen=True, slots=True)
 class SpendRow:
     """One group x provider x model x status of ``llm_cost_daily`` summed over the period."""
@@ -92,29 +153,23 @@ class SpendRow:
     cost: Decimal
 
 
+_KEY = (Col("provider", "toString(Provider)", str), Col("model", "toString(Model)", str))
+_SUMMED_TOKENS = (Col("input_tokens", "sum(InputTokens)"),
+                  Col("output_tokens", "sum(OutputTokens)"),
+                  Col("cache_read_tokens", "sum(CacheReadTokens)"),
+                  Col("cache_write_tokens", "sum(CacheWriteTokens)"))
+_COST = Col("cost", "toString(sum(Cost))", _money)
+_SPEND = (*_KEY, Col("status", "toString(Status)", str), Col("calls", "sum(Calls)"),
+          Col("errors", "sum(Errors)"), *_SUMMED_TOKENS,
+          Col("reasoning_tokens", "sum(ReasoningTokens)"), _COST)
+
+
 def fetch_spend(store: Store, period: Period, dims: Sequence[str],
                 env: str | None = None) -> list[SpendRow]:
     """Spend rows per group x provider x model x status (provider/model kept for re-pricing)."""
-    cols = [DIMENSIONS[d] for d in dims]
-    group_sql = ", ".join(f"toString({c})" for c in cols)
-    sql = (
-        f"SELECT {group_sql}, toString(Provider), toString(Model), toString(Status), "
-        "sum(Calls), sum(Errors), sum(InputTokens), sum(OutputTokens), sum(CacheReadTokens), "
-        "sum(CacheWriteTokens), sum(ReasoningTokens), toString(sum(Cost)) "
-        f"FROM llm_cost_daily WHERE {_day_filter(period)}{_env_filter(env)} "
-        f"GROUP BY {group_sql}, Provider, Model, Status"
-    )
-    n = len(cols)
-    out = []
-    for r in store.query(sql):
-        out.append(SpendRow(
-            group=tuple(str(v) for v in r[:n]), provider=str(r[n]), model=str(r[n + 1]),
-            status=str(r[n + 2]), calls=int(r[n + 3]), errors=int(r[n + 4]),
-            input_tokens=int(r[n + 5]), output_tokens=int(r[n + 6]),
-            cache_read_tokens=int(r[n + 7]), cache_write_tokens=int(r[n + 8]),
-            reasoning_tokens=int(r[n + 9]), cost=Decimal(str(r[n + 10])),
-        ))
-    return out
+    rest = (f"FROM llm_cost_daily {_period_where(period, env)} "
+            f"GROUP BY {group_sql(dims)}, Provider, Model, Status")
+    return [SpendRow(**r) for r in read_rows(store, _SPEND, rest, dims)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +188,12 @@ class CallUsageRow:
     cost: Decimal
 
 
+_USAGE = ("InputTokens", "OutputTokens", "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens")
+_CALL_USAGE = (*_KEY, *(Col(f, c) for f, c in zip(
+    ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+     "reasoning_tokens"), _USAGE, strict=True)), Col("calls", "count()"), _COST)
+
+
 def fetch_call_usage(store: Store, period: Period, dims: Sequence[str],
                      env: str | None = None) -> list[CallUsageRow]:
     """Priced calls grouped by their own usage, from ``llm_calls``.
@@ -142,25 +203,9 @@ def fetch_call_usage(store: Store, period: Period, dims: Sequence[str],
     as one call would put everything in the top tier. Calls with identical
     usage share a row, which keeps this to the number of distinct usages.
     """
-    cols = [DIMENSIONS[d] for d in dims]
-    group_sql = ", ".join(f"toString({c})" for c in cols)
-    usage_cols = "InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens"
-    sql = (
-        f"SELECT {group_sql}, toString(Provider), toString(Model), {usage_cols}, count(), "
-        "toString(sum(Cost)) "
-        f"FROM llm_calls WHERE Status = 'priced' AND {_day_filter(period)}{_env_filter(env)} "
-        f"GROUP BY {group_sql}, Provider, Model, {usage_cols}"
-    )
-    n = len(cols)
-    return [
-        CallUsageRow(
-            group=tuple(str(v) for v in r[:n]), provider=str(r[n]), model=str(r[n + 1]),
-            input_tokens=int(r[n + 2]), output_tokens=int(r[n + 3]),
-            cache_read_tokens=int(r[n + 4]), cache_write_tokens=int(r[n + 5]),
-            reasoning_tokens=int(r[n + 6]), calls=int(r[n + 7]), cost=Decimal(str(r[n + 8])),
-        )
-        for r in store.query(sql)
-    ]
+    rest = (f"FROM llm_calls WHERE Status = 'priced' AND {_day_filter(period)}"
+            f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Provider, Model, {', '.join(_USAGE)}")
+    return [CallUsageRow(**r) for r in read_rows(store, _CALL_USAGE, rest, dims)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,13 +219,12 @@ def fetch_daily(store: Store, period: Period, dim: str = "team",
                 env: str | None = None) -> list[DailyRow]:
     """Priced cost per day x one dimension (for the stacked spend chart)."""
     col = DIMENSIONS[dim]
-    sql = (
-        f"SELECT toString(Day), toString({col}), toString(sum(Cost)) FROM llm_cost_daily "
-        f"WHERE {_day_filter(period)}{_env_filter(env)} GROUP BY Day, {col} ORDER BY Day"
-    )
-    return [DailyRow(dt.date.fromisoformat(str(r[0])), str(r[1]), Decimal(str(r[2])))
-            for r in store.query(sql)]
+    cols = (Col("day", "toString(Day)", _day), Col("group", f"toString({col})", str), _COST)
+    rest = f"FROM llm_cost_daily {_period_where(period, env)} GROUP BY Day, {col} ORDER BY Day"
+    return [DailyRow(**r) for r in read_rows(store, cols, rest)]
 
+
+# -- traces -------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class TraceRow:
@@ -206,10 +250,15 @@ class TraceRow:
         return max((self.end - self.start).total_seconds(), 0.0)
 
 
-def _parse_ts(value: object) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC)
+_TRACE = (
+    Col("trace_id", "TraceId", str), Col("start", "toString(min(Start))", _ts),
+    Col("end", "toString(max(End))", _ts), Col("team", "max(Team)", str),
+    Col("feature", "max(Feature)", str), Col("customer", "max(Customer)", str),
+    Col("services", "arrayStringConcat(arraySort(groupUniqArrayArray(Services)), '\\n')", _lines),
+    Col("models", "arrayStringConcat(arraySort(groupUniqArrayArray(Models)), '\\n')", _lines),
+    Col("calls", "sum(Calls)"), Col("unpriced_calls", "sum(UnpricedCalls)"),
+    Col("error_calls", "sum(ErrorCalls)"), *_SUMMED_TOKENS[:2], _COST,
+)
 
 
 def fetch_traces(store: Store, period: Period, feature: str | None = None,
@@ -220,26 +269,11 @@ def fetch_traces(store: Store, period: Period, feature: str | None = None,
         having.append(f"max(Feature) = {sql_str(feature)}")
     if env:
         having.append(f"max(Environment) = {sql_str(env)}")
-    sql = (
-        "SELECT TraceId, toString(min(Start)), toString(max(End)), max(Team), max(Feature), "
-        "max(Customer), arrayStringConcat(arraySort(groupUniqArrayArray(Services)), '\\n'), "
-        "arrayStringConcat(arraySort(groupUniqArrayArray(Models)), '\\n'), "
-        "sum(Calls), sum(UnpricedCalls), sum(ErrorCalls), sum(InputTokens), sum(OutputTokens), "
-        "toString(sum(Cost)) "
-        f"FROM llm_cost_by_trace GROUP BY TraceId HAVING {' AND '.join(having)}"
-    )
-    out = []
-    for r in store.query(sql):
-        out.append(TraceRow(
-            trace_id=str(r[0]), start=_parse_ts(r[1]), end=_parse_ts(r[2]), team=str(r[3]),
-            feature=str(r[4]), customer=str(r[5]),
-            services=tuple(s for s in str(r[6]).split("\n") if s),
-            models=tuple(m for m in str(r[7]).split("\n") if m),
-            calls=int(r[8]), unpriced_calls=int(r[9]), error_calls=int(r[10]),
-            input_tokens=int(r[11]), output_tokens=int(r[12]), cost=Decimal(str(r[13])),
-        ))
-    return out
+    rest = f"FROM llm_cost_by_trace GROUP BY TraceId HAVING {' AND '.join(having)}"
+    return [TraceRow(**r) for r in read_rows(store, _TRACE, rest)]
 
+
+# -- FOCUS detail ---------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class DetailRow:
@@ -259,29 +293,20 @@ class DetailRow:
 
 
 _DETAIL_KEYS = ("team", "feature", "customer", "cost_center", "environment", "service")
+_DETAIL = (Col("day", "toString(Day)", _day),
+           *(Col(k, f"toString({DIMENSIONS[k]})", str) for k in _DETAIL_KEYS),
+           *_KEY, Col("status", "toString(Status)", str), Col("calls", "sum(Calls)"),
+           *_SUMMED_TOKENS, _COST)
+_DETAIL_GROUP = ("Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, "
+                 "Model, Status")
 
 
 def fetch_detail(store: Store, period: Period, env: str | None = None) -> list[DetailRow]:
     """The daily rollup at full detail (FOCUS export: one row per day and key)."""
-    cols = ", ".join(f"toString({DIMENSIONS[k]})" for k in _DETAIL_KEYS)
-    sql = (
-        f"SELECT toString(Day), {cols}, toString(Provider), toString(Model), toString(Status), "
-        "sum(Calls), sum(InputTokens), sum(OutputTokens), sum(CacheReadTokens), "
-        "sum(CacheWriteTokens), toString(sum(Cost)) "
-        f"FROM llm_cost_daily WHERE {_day_filter(period)}{_env_filter(env)} "
-        "GROUP BY Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, "
-        "Model, Status ORDER BY Day, Team, Feature, Customer, CostCenter, Environment, "
-        "ServiceName, Provider, Model, Status"
-    )
-    n = len(_DETAIL_KEYS)
+    rest = (f"FROM llm_cost_daily {_period_where(period, env)} "
+            f"GROUP BY {_DETAIL_GROUP} ORDER BY {_DETAIL_GROUP}")
     out = []
-    for r in store.query(sql):
-        out.append(DetailRow(
-            day=dt.date.fromisoformat(str(r[0])),
-            attribution={k: str(v) for k, v in zip(_DETAIL_KEYS, r[1:n + 1], strict=True)},
-            provider=str(r[n + 1]), model=str(r[n + 2]), status=str(r[n + 3]),
-            calls=int(r[n + 4]), input_tokens=int(r[n + 5]), output_tokens=int(r[n + 6]),
-            cache_read_tokens=int(r[n + 7]), cache_write_tokens=int(r[n + 8]),
-            cost=Decimal(str(r[n + 9])),
-        ))
+    for r in read_rows(store, _DETAIL, rest):
+        attribution = {k: r.pop(k) for k in _DETAIL_KEYS}
+        out.append(DetailRow(attribution=attribution, **r))
     return out

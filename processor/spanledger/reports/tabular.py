@@ -8,7 +8,6 @@ way everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Literal
 
 Kind = Literal["text", "int", "money", "percent", "ratio", "seconds"]
@@ -40,7 +39,3 @@ class Report:
 
     def column(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
-
-    def money_total(self, key: str) -> Decimal:
-        assert self.total is not None
-        return Decimal(self.total[key])

@@ -90,8 +90,7 @@ def traces_report(traces: list[TraceRow], period: Period, top: int,
     scope = f" feature {feature}" if feature is not None else ""
     notes = [f"{len(traces)} traces in the period{scope}; amplification = this run against "
              "the median run of its feature"]
-    meta = {"period": {"start": period.start.isoformat(), "end": period.end.isoformat(),
-                       "label": period.label}, "top": top, "feature": feature,
+    meta = {"period": period.to_dict(), "top": top, "feature": feature,
             "traces_in_period": len(traces)}
     title = f"Top {top} agent runs by cost, {period.label}{scope}"
     return Report("traces", title, columns, rows, None, notes, meta)

@@ -1,0 +1,222 @@
+"""The steps of ``report spend``, each on plain rows: no store, no flags, no clock.
+
+:func:`spanledger.reports.spend.spend_report` runs them in this order on one
+:class:`SpendTable` (one row per report group):
+
+1. :func:`base_table`: each group's calls, tokens, unpriced counts and actual cost;
+2. :func:`add_snapshot`: the cost at ``--snapshot-prices`` beside the actual;
+3. the chargeback model, one of :func:`add_showback`, :func:`add_proportional`,
+   :func:`add_cost_plus`: each group's charge before shared costs;
+4. :func:`add_shared_costs`: shared platform costs prorated by that charge;
+5. :func:`add_charge`: the charge column, model charge plus shared costs;
+6. :func:`add_budgets`: budget, % used, threshold and month-end projection;
+7. :func:`finish`: the unpriced note, the TOTAL row and the order of the rows.
+
+Each step appends its columns, fills its cells in every row and adds its notes
+and machine-readable parameters, so what one rule does to the numbers is
+checked on a handful of groups (``tests/test_reports_spend_steps.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from spanledger.reports import chargeback as cb
+from spanledger.reports.budgets import Budgets
+from spanledger.reports.period import Period
+from spanledger.reports.tabular import Column, Report
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class SpendTable:
+    """The spend report while it is built; ``rows[i]`` is ``groups[i]`` until :func:`finish`."""
+
+    dims: tuple[str, ...]
+    groups: list[cb.GroupSpend]
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    #: fixed TOTAL values of columns that are not sums (a share column's 100 %)
+    total: dict[str, Any] = field(default_factory=dict)
+    #: each group's charge under the chargeback model, before shared costs
+    charges: list[Decimal] = field(default_factory=list)
+    #: the columns the charge is displayed as the sum of (see Column.parts)
+    charge_parts: list[tuple[int, str]] = field(default_factory=lambda: [(1, "cost")])
+    #: each group's part of the shared platform costs
+    shared: list[Decimal] = field(default_factory=list)
+
+
+def with_budget_groups(groups: Sequence[cb.GroupSpend], budgets: Budgets,
+                       snapshot: bool) -> list[cb.GroupSpend]:
+    """The groups plus an empty one for every budget that saw no spend (0 % used is news too)."""
+    have = {g.group for g in groups}
+    missing = [cb.GroupSpend(key, snapshot_cost=ZERO if snapshot else None)
+               for key in budgets.entries if key not in have]
+    return [*groups, *missing]
+
+
+def base_table(groups: Sequence[cb.GroupSpend], dims: tuple[str, ...],
+               meta: Mapping[str, Any] | None = None) -> SpendTable:
+    """One row per group: its labels, counts and actual cost (every model shows these)."""
+    columns = [Column(d, d, "text") for d in dims] + [
+        Column("calls", "calls", "int", total=True),
+        Column("tokens", "tokens", "int", total=True),
+        Column("unpriced_calls", "unpriced calls", "int", total=True),
+        Column("unpriced_tokens", "unpriced tokens", "int", total=True),
+        Column("cost", "actual cost", "money", total=True),
+    ]
+    rows: list[dict[str, Any]] = [
+        {**{d: cb.label(v) for d, v in zip(dims, g.group, strict=True)},
+         "calls": g.calls, "tokens": g.tokens, "unpriced_calls": g.unpriced_calls,
+         "unpriced_tokens": g.unpriced_tokens, "cost": g.cost}
+        for g in groups
+    ]
+    return SpendTable(dims, list(groups), columns, rows, dict(meta or {}),
+                      shared=[ZERO] * len(groups))
+
+
+def add_snapshot(t: SpendTable, at: dt.date) -> None:
+    """Cost at the prices of ``at`` beside the actual; the charge is based on it from here on."""
+    t.columns += [Column("snapshot_cost", f"cost at {at} prices", "money", total=True),
+                  Column("snapshot_diff", "snapshot - actual", "money", total=True,
+                         parts=((1, "snapshot_cost"), (-1, "cost")))]
+    for row, g in zip(t.rows, t.groups, strict=True):
+        snap = g.snapshot_cost if g.snapshot_cost is not None else ZERO
+        row["snapshot_cost"], row["snapshot_diff"] = snap, snap - g.cost
+    fallback = sum(g.snapshot_fallback_calls for g in t.groups)
+    snap_total = sum((g.basis for g in t.groups), ZERO)
+    act_total = sum((g.cost for g in t.groups), ZERO)
+    t.notes.append(f"charged at the prices of {at}: {snap_total:.2f} USD vs actual "
+                   f"{act_total:.2f} USD (difference {snap_total - act_total:+.2f} USD)")
+    if fallback:
+        t.notes.append(f"{fallback} priced calls had no price on {at}: "
+                       "kept at their actual cost")
+    t.meta["snapshot_prices"] = at.isoformat()
+    t.charge_parts = [(1, "snapshot_cost")]
+
+
+def add_showback(t: SpendTable) -> None:
+    """Showback (and budget): the charge is the cost itself."""
+    t.charges = cb.showback(t.groups)
+
+
+def add_proportional(t: SpendTable, invoice_total: Decimal) -> None:
+    """The real invoice split by token volume, to the cent; the charge is the share."""
+    t.columns.append(Column("token_share", "token share", "percent"))
+    split = cb.proportional(t.groups, invoice_total)
+    tokens_total = sum(g.tokens for g in t.groups)
+    for row, g in zip(t.rows, t.groups, strict=True):
+        row["token_share"] = (Decimal(g.tokens) * 100 / tokens_total) if tokens_total else None
+    t.columns.append(Column("invoice_share", "invoice share", "money", total=True))
+    t.charge_parts = [(1, "invoice_share")]
+    if split is None:
+        t.charges = [ZERO] * len(t.groups)
+        t.notes.append(f"invoice total {invoice_total} USD not allocated: "
+                       "no token volume in the period")
+    else:
+        t.charges = split
+        t.total["token_share"] = Decimal(100)
+    for row, c in zip(t.rows, t.charges, strict=True):
+        row["invoice_share"] = c
+    tracked = sum((g.cost for g in t.groups), ZERO)
+    t.notes.append(f"invoice {invoice_total} USD split by token volume (input incl. cached "
+                   f"+ output tokens, priced or not); tracked actual cost {tracked:.2f} USD, "
+                   f"gap {invoice_total - tracked:+.2f} USD (untagged or uninstrumented "
+                   "calls, discounts, unpriced models)")
+    t.meta["invoice_total"] = str(invoice_total)
+
+
+def add_cost_plus(t: SpendTable, markup: Decimal) -> None:
+    """Cost x (1 + markup): the markup is its own column, so the charge adds up across."""
+    t.charges = cb.cost_plus(t.groups, markup)
+    t.columns.append(Column("markup", f"markup {markup * 100:f}%", "money", total=True))
+    t.charge_parts.append((1, "markup"))
+    for row, g, c in zip(t.rows, t.groups, t.charges, strict=True):
+        row["markup"] = c - g.basis
+    t.meta["markup"] = str(markup)
+
+
+def add_shared_costs(t: SpendTable, items: Mapping[str, Decimal]) -> None:
+    """Shared platform costs of the period prorated by each group's charge, never evenly."""
+    n = len(t.groups)
+    shared_total = sum(items.values(), ZERO)
+    t.meta["shared_costs"] = {k: str(v) for k, v in items.items()}
+    t.columns += [Column("shared_share", "share of shared", "percent"),
+                  Column("shared_cost", "shared costs", "money", total=True)]
+    parts = cb.prorate_shared(t.charges, shared_total) if shared_total else [ZERO] * n
+    if parts is None:
+        t.notes.append(f"shared costs {shared_total:.2f} USD not allocated: no charge in the "
+                       "period to prorate them by")
+        parts = [ZERO] * n
+    elif shared_total:
+        t.total["shared_share"] = Decimal(100)
+        t.notes.append(f"shared platform costs {shared_total:.2f} USD ("
+                       + ", ".join(f"{k} {v:.2f}" for k, v in items.items())
+                       + ") prorated by each group's share of charge")
+    t.shared = parts
+    t.charge_parts.append((1, "shared_cost"))
+    for row, p in zip(t.rows, parts, strict=True):
+        row["shared_share"] = (p * 100 / shared_total) if shared_total else None
+        row["shared_cost"] = p
+
+
+def add_charge(t: SpendTable) -> None:
+    """What each group is charged: the model's charge plus its shared costs."""
+    t.columns.append(Column("charge", "charge", "money", total=True,
+                            parts=tuple(t.charge_parts)))
+    for row, c, s in zip(t.rows, t.charges, t.shared, strict=True):
+        row["charge"] = c + s
+
+
+def add_budgets(t: SpendTable, budgets: Budgets, period: Period, today: dt.date) -> None:
+    """Consumption (the charge, shared costs included) against the period's budget."""
+    elapsed = period.elapsed_days(today)
+    t.columns += [
+        Column("budget", "budget", "money", total=True),
+        Column("hard_stop", "hard stop", "percent"),
+        Column("used", "used", "percent"),
+        Column("state", "threshold", "text"),
+        Column("projected", "projected", "money", total=True),
+        Column("projected_used", "projected used", "percent"),
+    ]
+    for row, g in zip(t.rows, t.groups, strict=True):
+        b = budgets.entries.get(g.group)
+        if b is None:
+            row.update(budget=None, hard_stop=None, used=None, state="no budget",
+                       projected=None, projected_used=None)
+            continue
+        period_budget = period.prorate_monthly(b.monthly)
+        st = cb.budget_status(row["charge"], period_budget, b.hard_stop_percent,
+                              elapsed, period.days)
+        row.update(budget=period_budget, hard_stop=b.hard_stop_percent,
+                   used=st.used_percent, state=st.state,
+                   projected=st.projected, projected_used=st.projected_percent)
+    t.notes.append(f"projection: linear run-rate over {elapsed} of {period.days} days "
+                   f"(as of {today}); thresholds 50/80/100% and the hard stop are reached at >=")
+    t.meta["budgets_file"] = budgets.file
+    t.meta["as_of"] = today.isoformat()
+
+
+def finish(t: SpendTable, title: str) -> Report:
+    """The unpriced note, the TOTAL row (sums of the summed columns), rows by charge."""
+    unpriced = sum(g.unpriced_calls for g in t.groups)
+    if unpriced:
+        t.notes.append(f"{unpriced} unpriced calls "
+                       f"({sum(g.unpriced_tokens for g in t.groups)} tokens) have no price and "
+                       "are not in any cost: see `spanledger prices unpriced`")
+    total = dict(t.total)
+    for col in t.columns:
+        if col.total:
+            vals = [r[col.key] for r in t.rows if r.get(col.key) is not None]
+            total[col.key] = sum(vals, ZERO if col.kind == "money" else 0)
+    for d in t.dims[:1]:
+        total[d] = "TOTAL"
+    rows = sorted(t.rows, key=lambda r: (-r["charge"], tuple(r[d] for d in t.dims)))
+    return Report("spend", title, t.columns, rows, total, t.notes, t.meta)
