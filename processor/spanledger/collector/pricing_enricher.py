@@ -12,7 +12,7 @@ Rules:
   (its service priced it at the call's own time, maybe with other overrides).
 - An ``invoke_agent`` / ``invoke_workflow`` span that carries usage is the sum
   of its children's calls: it is marked ``aggregate`` and gets no cost, so a
-  trace's total is not doubled (the mistake DOMAIN.md lists for Langfuse).
+  trace's total is not doubled (a known mistake of other tools: Langfuse counted it).
 - Everything else goes through ``price_span``; plain spans leave on its fast
   path untouched. Unknown models become ``unpriced`` (no cost, never $0).
 
