@@ -32,11 +32,8 @@ from typing import Any
 from genai_prices.data_units import unit_data
 from genai_prices.types import ModelPrice, TieredPrices
 
-from spanledger.pricing.types import USD_QUANTUM, ZERO, Cost, TokenUsage
+from spanledger.pricing.types import USD_QUANTUM, USD_SCALE, ZERO, Cost, TokenUsage
 
-#: Decimal value of one pico-dollar: ``Decimal(n) * PICO`` is n pico-dollars at scale 1e-12
-PICO = Decimal("1e-12")
-PICO_PER_USD = 1_000_000_000_000
 #: a pico amount below this converts to Decimal without rounding (28-digit context)
 _EXACT_PICO = 10**27
 
@@ -73,25 +70,25 @@ def cost_from_pico(parts: list[int] | tuple[int, ...], source: str) -> Cost:
     """
     a, b, c, d = parts
     if a < _EXACT_PICO and b < _EXACT_PICO and c < _EXACT_PICO and d < _EXACT_PICO:
-        p = PICO
+        p = USD_QUANTUM
         return make_cost(Decimal(a) * p, Decimal(b) * p, Decimal(c) * p, Decimal(d) * p, source)
-    big = [Decimal(x).scaleb(-12).quantize(USD_QUANTUM) for x in parts]
+    big = [Decimal(x).scaleb(-USD_SCALE).quantize(USD_QUANTUM) for x in parts]
     return make_cost(big[0], big[1], big[2], big[3], source)
 
 
 def cost_to_pico(cost: Cost) -> tuple[int, int, int, int]:
     """Integer pico-dollar parts of a Cost (exact: its parts are quantized to 1e-12)."""
     return (
-        int(cost.input.scaleb(12)),
-        int(cost.output.scaleb(12)),
-        int(cost.cache_read.scaleb(12)),
-        int(cost.cache_write.scaleb(12)),
+        int(cost.input.scaleb(USD_SCALE)),
+        int(cost.output.scaleb(USD_SCALE)),
+        int(cost.cache_read.scaleb(USD_SCALE)),
+        int(cost.cache_write.scaleb(USD_SCALE)),
     )
 
 
 def _as_pico(price: Decimal) -> int | None:
     """Whole pico-dollars per unit, or None when the price is finer than that."""
-    scaled = price.scaleb(12)
+    scaled = price.scaleb(USD_SCALE)
     whole = int(scaled)
     return whole if scaled == whole else None
 

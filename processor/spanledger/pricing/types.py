@@ -10,8 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-#: the smallest amount stored anywhere: one pico-dollar
-USD_QUANTUM = Decimal("1e-12")
+#: decimal places of every stored amount (ClickHouse ``Decimal(38, 12)``): money is counted in
+#: pico-dollars, and this module is the one home of that scale (everything else imports it)
+USD_SCALE = 12
+#: the smallest amount stored anywhere, one pico-dollar: ``Decimal(n) * USD_QUANTUM`` is n
+#: pico-dollars at the stored scale
+USD_QUANTUM = Decimal(1).scaleb(-USD_SCALE)
+#: pico-dollars in one USD, for integer pico-dollar arithmetic (``pico / PICO_PER_USD`` is the
+#: correctly rounded float of the amount)
+PICO_PER_USD = 10**USD_SCALE
 ZERO = Decimal(0)
 
 

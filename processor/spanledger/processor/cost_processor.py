@@ -51,7 +51,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from spanledger import semconv as sc
-from spanledger.pricing.types import ZERO
+from spanledger.pricing.types import PICO_PER_USD, USD_SCALE, ZERO
 
 __all__ = ["CostSpanProcessor", "ProcessorStats"]
 
@@ -64,7 +64,6 @@ _current_context = getattr(getattr(_runtime, "_current_context", None), "get", N
     context_api.get_current)
 _BAG_CACHE_MAX = 512
 _TRACE_ID, _SPAN_ID, _IS_REMOTE = 0, 1, 2  # positions in the SpanContext tuple
-_PICO_PER_USD = 1_000_000_000_000
 # semconv names and values bound once: module globals, not two attribute loads per use
 _OPERATION, _AGGREGATE_OPS = sc.OPERATION, sc.AGGREGATE_OPERATIONS
 _COST, _COST_INPUT, _COST_OUTPUT = sc.COST, sc.COST_INPUT, sc.COST_OUTPUT
@@ -294,7 +293,7 @@ class CostSpanProcessor(SpanProcessor):
     def _enrich(self, span: ReadableSpan, raw: Any, pending: int | None) -> ReadableSpan:
         """Price, number and roll up one span; money stays integer pico-dollars throughout.
 
-        Sums of pico-dollar ints are exact, and ``pico / 10**12`` (int / int) is
+        Sums of pico-dollar ints are exact, and ``pico / PICO_PER_USD`` (int / int) is
         the correctly rounded float of the exact amount, i.e. the same float as
         ``float()`` of the 1e-12-quantized Decimal: the attributes are those of
         ``SpanPrice.attributes()`` without building a Decimal per span.
@@ -309,7 +308,7 @@ class CostSpanProcessor(SpanProcessor):
                 return span  # a plain span between a priced call and its GenAI ancestor
             merged = raw.copy()
             merged[_COST_STATUS] = _AGGREGATE
-            merged[_COST_ROLLUP] = pending / _PICO_PER_USD if pending is not None else 0.0
+            merged[_COST_ROLLUP] = pending / PICO_PER_USD if pending is not None else 0.0
             return self._copy(span, merged)
         if price is None:
             return span
@@ -319,11 +318,11 @@ class CostSpanProcessor(SpanProcessor):
             a, b, c, d = parts
             total = a + b + c + d
             # the keys and order of SpanPrice.attributes()
-            merged[_COST] = total / _PICO_PER_USD
-            merged[_COST_INPUT] = a / _PICO_PER_USD
-            merged[_COST_OUTPUT] = b / _PICO_PER_USD
-            merged[_COST_CACHE_READ] = c / _PICO_PER_USD
-            merged[_COST_CACHE_WRITE] = d / _PICO_PER_USD
+            merged[_COST] = total / PICO_PER_USD
+            merged[_COST_INPUT] = a / PICO_PER_USD
+            merged[_COST_OUTPUT] = b / PICO_PER_USD
+            merged[_COST_CACHE_READ] = c / PICO_PER_USD
+            merged[_COST_CACHE_WRITE] = d / PICO_PER_USD
             merged[_COST_STATUS] = _PRICED
             merged[_PRICE_SOURCE] = source
             trace_id = span._context[_TRACE_ID]
@@ -350,7 +349,7 @@ class CostSpanProcessor(SpanProcessor):
             except KeyError:  # evicted by another thread meanwhile: harmless
                 pass
             merged[_STEP] = step
-            merged[_TO_DATE] = to_date / _PICO_PER_USD
+            merged[_TO_DATE] = to_date / PICO_PER_USD
             if local_parent and len(pending_items) > self._max_pending:
                 self._pending.trim()
             if self._require_attrs:
@@ -362,7 +361,7 @@ class CostSpanProcessor(SpanProcessor):
         return self._copy(span, merged)
 
     def _check_required(self, raw: Any, total_pico: int | None, span: ReadableSpan) -> None:
-        total = None if total_pico is None else Decimal(total_pico).scaleb(-12)
+        total = None if total_pico is None else Decimal(total_pico).scaleb(-USD_SCALE)
         missing = tuple(k for k, a in zip(self.require, self._require_attrs, strict=True)
                         if not raw.get(a))
         if not missing:
@@ -374,7 +373,7 @@ class CostSpanProcessor(SpanProcessor):
         labels = {"spanledger.missing": ",".join(missing)}
         UNATTRIBUTED_CALLS.add(1, labels)
         if total is not None:
-            UNATTRIBUTED_COST.add(float(total), labels)  # = total_pico / 10**12
+            UNATTRIBUTED_COST.add(float(total), labels)  # = total_pico / PICO_PER_USD
         key = ("require", missing)
         if key not in self._logged:
             self._logged.add(key)
