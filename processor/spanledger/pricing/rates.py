@@ -222,27 +222,12 @@ class RateCard:
 
     def parts(self, usage: TokenUsage) -> list[Decimal]:
         """Unrounded cost parts [input, output, cache_read, cache_write]."""
-        u = (
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_tokens,
-            usage.cache_write_tokens,
-            usage.reasoning_tokens,
-        )
-        return _evaluate(self._plan, u, ZERO)
+        return _evaluate(self._plan, usage.counts(), ZERO)
 
     def cost(self, usage: TokenUsage, source: str, factor: Decimal | None = None) -> Cost:
         """The call's cost; ``factor`` (e.g. 0.85 for a 15% discount) scales every part."""
         if factor is None and self._pico_plan is not None:
-            pico = self.pico(
-                (
-                    usage.input_tokens,
-                    usage.output_tokens,
-                    usage.cache_read_tokens,
-                    usage.cache_write_tokens,
-                    usage.reasoning_tokens,
-                )
-            )
+            pico = self.pico(usage.counts())
             return cost_from_pico(pico, source)  # type: ignore[arg-type]
         return self.decimal_cost(usage, source, factor)
 

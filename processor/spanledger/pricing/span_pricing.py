@@ -33,7 +33,7 @@ from spanledger import semconv
 from spanledger.pricing.catalog import DYNAMIC, PriceCatalog
 from spanledger.pricing.rates import cost_from_pico, cost_to_pico
 from spanledger.pricing.types import Cost, TokenUsage
-from spanledger.pricing.usage import read_counts
+from spanledger.pricing.usage import first_text, read_counts, read_model, read_provider
 
 #: any of these makes a span a GenAI span
 GENAI_KEYS: frozenset[str] = frozenset(
@@ -118,17 +118,9 @@ def span_time(start_time_ns: int) -> dt.datetime:
     return at
 
 
-def _first_text(attrs: Mapping[str, Any], names: tuple[str, ...] | list[str]) -> str | None:
-    for name in names:
-        value = attrs.get(name)
-        if type(value) is str and value:
-            return value
-    return None
-
-
 def _price_call(catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: int) -> Cost | None:
     tool = attrs.get(semconv.TOOL_NAME)
-    db_system = _first_text(attrs, semconv.DB_SYSTEM)
+    db_system = first_text(attrs, semconv.DB_SYSTEM)
     return catalog.price_call(
         db_system=db_system, tool=tool if type(tool) is str else None, at=span_time(start_time_ns)
     )
@@ -149,8 +141,6 @@ PicoPrice = tuple[
 _PRICED, _UNPRICED, _NO_USAGE = (
     semconv.STATUS_PRICED, semconv.STATUS_UNPRICED, semconv.STATUS_NO_USAGE)
 _MISSING: Any = object()
-_PROVIDER, _PROVIDER_LEGACY = semconv.PROVIDER
-_RESPONSE_MODEL, _REQUEST_MODEL = semconv.RESPONSE_MODEL, semconv.REQUEST_MODEL
 
 
 def _priced_call(cost: Cost, provider: str | None, model: str | None) -> PicoPrice:
@@ -173,18 +163,8 @@ def price_span_pico(
             return None  # e.g. a SQL span of a database without a per-call price
         return _priced_call(cost, None, None)
     d = attrs if type(attrs) is dict else _as_dict(attrs)
-    get = d.get
-    # read_provider / read_model inlined (same rules: first non-empty string)
-    provider = get(_PROVIDER)
-    if type(provider) is not str or not provider:
-        provider = get(_PROVIDER_LEGACY)
-        if type(provider) is not str or not provider:
-            provider = None
-    model = get(_RESPONSE_MODEL)
-    if type(model) is not str or not model:
-        model = get(_REQUEST_MODEL)
-        if type(model) is not str or not model:
-            model = None
+    provider = read_provider(d)
+    model = read_model(d)
     counts = read_counts(d)
     if counts is None:
         if catalog.call_keys and not catalog.call_keys.isdisjoint(d):

@@ -43,6 +43,11 @@ class TokenUsage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
 
+    def counts(self) -> tuple[int, int, int, int, int]:
+        """(input, output, cache_read, cache_write, reasoning): the order rate plans read."""
+        return (self.input_tokens, self.output_tokens, self.cache_read_tokens,
+                self.cache_write_tokens, self.reasoning_tokens)
+
     @property
     def uncached_input_tokens(self) -> int:
         return max(self.input_tokens - self.cache_read_tokens - self.cache_write_tokens, 0)
