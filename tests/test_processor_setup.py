@@ -156,3 +156,11 @@ def test_configure_keeps_baggage_propagation(monkeypatch: pytest.MonkeyPatch) ->
         assert [type(p) for p in members] == [TraceContextTextMapPropagator, W3CBaggagePropagator]
     finally:
         propagate.set_global_textmap(before)
+
+
+def test_configure_options_are_keyword_only() -> None:
+    """A positional call fails loudly instead of binding a value to the wrong option."""
+    with pytest.raises(TypeError, match="positional"):
+        spanledger.configure("billing")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional"):
+        otlp_exporter("http://127.0.0.1:4318")  # type: ignore[misc]

@@ -41,7 +41,7 @@ _GRPC = "grpc"
 _HTTP = ("http/protobuf", "http")
 
 
-def otlp_exporter(endpoint: str | None = None, protocol: str | None = None,
+def otlp_exporter(*, endpoint: str | None = None, protocol: str | None = None,
                   headers: dict[str, str] | None = None) -> SpanExporter:
     """The OTLP span exporter for ``protocol``.
 
@@ -100,6 +100,7 @@ def ensure_propagators() -> None:
 
 
 def configure(
+    *,
     service_name: str | None = None,
     endpoint: str | None = None,
     protocol: str | None = None,
@@ -107,7 +108,6 @@ def configure(
     attribution_keys: Iterable[str] | None = None,
     require: Iterable[str] | None = None,
     exporter: SpanExporter | None = None,
-    *,
     headers: dict[str, str] | None = None,
     resource_attributes: dict[str, Any] | None = None,
     catalog: Any = None,
@@ -118,6 +118,10 @@ def configure(
 ) -> TracerProvider:
     """Set up tracing with cost attribution in one call; returns the TracerProvider.
 
+    Every option is keyword-only, so options can be added or reordered without
+    breaking a caller (``configure("svc")`` is a TypeError: write
+    ``configure(service_name="svc")``).
+
     Args:
         service_name: ``service.name`` (else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES).
         endpoint: OTLP endpoint (else OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT, else the default).
@@ -127,15 +131,20 @@ def configure(
         attribution_keys: baggage keys copied to ``spanledger.<key>``.
         require: attribution keys every LLM call should carry (logged + counted when missing).
         exporter: use this exporter instead of OTLP (tests, console).
+        headers: OTLP export headers (else OTEL_EXPORTER_OTLP[_TRACES]_HEADERS).
+        resource_attributes: extra resource attributes (``service_name`` wins over a
+            ``service.name`` given here).
+        catalog: a ready ``PriceCatalog`` (else built from ``prices``).
         batch: False exports synchronously (SimpleSpanProcessor), for scripts and tests.
         set_global: False returns the provider without making it global.
+        max_traces / max_age_s: bounds of the processor's per-trace state.
     """
     attrs: dict[str, Any] = dict(resource_attributes or {})
     if service_name:
         attrs[semconv.SERVICE_NAME] = service_name
     resource = Resource.create(attrs)
     if exporter is None:
-        exporter = otlp_exporter(endpoint, protocol, headers)
+        exporter = otlp_exporter(endpoint=endpoint, protocol=protocol, headers=headers)
     export: SpanProcessor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
     processor = CostSpanProcessor(
         export,
