@@ -25,6 +25,7 @@ so results are identical either way (tests/test_pricing_pico.py checks it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -94,11 +95,15 @@ def _as_pico(price: Decimal) -> int | None:
 
 
 PicoStep = tuple[int, int, tuple[tuple[int, int], ...], int, tuple[tuple[int, int], ...]]
+PicoFunction = Callable[[tuple[int, ...]], list[int]]
+
+
 def _evaluate(plan: tuple[Any, ...], u: tuple[int, ...], zero: Any) -> list[Any]:
     """Cost parts [input, output, cache_read, cache_write] of usage ``u`` under ``plan``.
 
     One rule for both number types: Decimal USD per token (:meth:`RateCard.parts`)
-    and integer pico-dollars per token (:meth:`RateCard.pico`). Each step counts
+    and integer pico-dollars per token (what :func:`_pico_function` unrolls for
+    :meth:`RateCard.pico`, and the reference it is tested against). Each step counts
     its tokens (a signed sum of usage counts, plus a constant for per-request
     prices) and takes the highest tier whose input threshold the call exceeds.
     """
@@ -114,6 +119,30 @@ def _evaluate(plan: tuple[Any, ...], u: tuple[int, ...], zero: Any) -> list[Any]
                 break
         parts[part] += price * n
     return parts
+
+
+def _pico_function(plan: tuple[PicoStep, ...]) -> PicoFunction:
+    """:func:`_evaluate` of one integer plan, unrolled into a function of the usage alone.
+
+    A card's plan is fixed once compiled, so its loop (steps, signed terms, tiers)
+    can be written out as straight-line integer arithmetic: the same rule, a third
+    of the time on the per-span path. Only integers from the plan go into the
+    source (prices in pico-dollars, thresholds, usage indexes), never a name or a
+    string from a price list; tests/test_pricing_pico.py checks it against the
+    Decimal :func:`_evaluate` on every catalog card, tiers and per-request prices included.
+    """
+    lines = ["def pico(u):", "    u0, u1, u2, u3, u4 = u", "    p0 = p1 = p2 = p3 = 0"]
+    for part, constant, terms, price, tiers in plan:
+        count = " ".join([str(int(constant))] + [
+            f"{'+' if sign > 0 else '-'} {abs(int(sign))} * u{int(i)}" for i, sign in terms])
+        rate = str(int(price))
+        for threshold, tier_price in reversed(tiers):  # highest threshold tested first
+            rate = f"({int(tier_price)} if u0 > {int(threshold)} else {rate})"
+        lines += [f"    n = {count}", "    if n > 0:", f"        p{int(part)} += {rate} * n"]
+    lines.append("    return [p0, p1, p2, p3]")
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "<spanledger rate card>", "exec"), namespace)
+    return namespace["pico"]  # type: ignore[no-any-return]
 
 
 # parts of a Cost
@@ -175,7 +204,7 @@ class Rate:
 class RateCard:
     """A compiled price list; :meth:`cost` prices one call."""
 
-    __slots__ = ("_pico_plan", "_plan", "rates", "tiered")
+    __slots__ = ("_pico_fn", "_pico_plan", "_plan", "rates", "tiered")
 
     def __init__(self, rates: tuple[Rate, ...]) -> None:
         self.rates = rates
@@ -193,6 +222,7 @@ class RateCard:
         )
         #: the same plan in whole pico-dollars per unit; None when a price is finer than that
         self._pico_plan: tuple[PicoStep, ...] | None = None
+        self._pico_fn: PicoFunction | None = None
         pico_plan: list[PicoStep] = []
         for part, constant, terms, price, tiers in self._plan:
             pico_price = _as_pico(price)
@@ -204,6 +234,7 @@ class RateCard:
             )
         else:
             self._pico_plan = tuple(pico_plan)
+            self._pico_fn = _pico_function(self._pico_plan)
 
     @property
     def exact_pico(self) -> bool:
@@ -215,10 +246,8 @@ class RateCard:
         for usage ``u`` = (input, output, cache_read, cache_write, reasoning): the rule of
         :meth:`parts` without Decimal arithmetic, which is most of the price of a span.
         None when a rate is finer than a pico-dollar (then :meth:`cost` uses Decimals)."""
-        plan = self._pico_plan
-        if plan is None:
-            return None
-        return _evaluate(plan, u, 0)
+        fn = self._pico_fn
+        return None if fn is None else fn(u)
 
     def parts(self, usage: TokenUsage) -> list[Decimal]:
         """Unrounded cost parts [input, output, cache_read, cache_write]."""
