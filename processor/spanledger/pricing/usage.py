@@ -130,14 +130,34 @@ def first_text(attrs: Mapping[str, Any], names: tuple[str, ...] | list[str]) -> 
     return None
 
 
-_MODEL_NAMES = (semconv.RESPONSE_MODEL, semconv.REQUEST_MODEL)
+_PROVIDER, _PROVIDER_LEGACY = semconv.PROVIDER
+
+
+def read_provider_model(attrs: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(provider, model): :func:`read_provider` and :func:`read_model` in one call.
+
+    The per-span form (pricing reads both on every GenAI span): the rule of
+    :func:`first_text`, unrolled for its two names each.
+    """
+    get = attrs.get
+    provider = get(_PROVIDER)
+    if type(provider) is not str or not provider:
+        provider = get(_PROVIDER_LEGACY)
+        if type(provider) is not str or not provider:
+            provider = None
+    model = get(semconv.RESPONSE_MODEL)
+    if type(model) is not str or not model:
+        model = get(semconv.REQUEST_MODEL)
+        if type(model) is not str or not model:
+            model = None
+    return provider, model
 
 
 def read_model(attrs: Mapping[str, Any]) -> str | None:
     """The model that answered (response model), else the one asked for."""
-    return first_text(attrs, _MODEL_NAMES)
+    return read_provider_model(attrs)[1]
 
 
 def read_provider(attrs: Mapping[str, Any]) -> str | None:
     """``gen_ai.provider.name``, else the legacy ``gen_ai.system``."""
-    return first_text(attrs, semconv.PROVIDER)
+    return read_provider_model(attrs)[0]

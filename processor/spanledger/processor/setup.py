@@ -31,6 +31,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from spanledger import semconv
 
+from . import sdk_access
 from .cost_processor import CostSpanProcessor
 
 __all__ = ["configure", "ensure_propagators", "otlp_exporter"]
@@ -89,11 +90,11 @@ def ensure_propagators() -> None:
     if os.environ.get("OTEL_PROPAGATORS", "").strip().lower() == "none":
         return
     current = propagate.get_global_textmap()
-    members = list(getattr(current, "_propagators", [current]))
-    have = {type(p) for p in members}
-    added = [cls() for cls in (TraceContextTextMapPropagator, W3CBaggagePropagator)
-             if cls not in have]
+    carried = current.fields  # the headers it writes (a composite: all of its members')
+    added = [p for p in (TraceContextTextMapPropagator(), W3CBaggagePropagator())
+             if not p.fields <= carried]
     if added:
+        members = sdk_access.propagator_members(current)  # kept flat while the SDK allows
         logger.info("spanledger: adding %s to the global propagators (attribution needs baggage)",
                     ", ".join(type(p).__name__ for p in added))
         propagate.set_global_textmap(CompositePropagator(members + added))
