@@ -296,15 +296,17 @@ class CostSpanProcessor(SpanProcessor):
         ``float()`` of the 1e-12-quantized Decimal: the attributes are those of
         ``SpanPrice.attributes()`` without building a Decimal per span.
         """
-        op = raw.get(_OPERATION)
+        # the copy handed on, made first: pricing then reads a plain dict even when the SDK
+        # accessors are on the public API (``raw`` a read-only proxy)
+        merged = dict(raw)
+        op = merged.get(_OPERATION)
         trace_id, parent_id, start_ns, end_ns = self._span_facts(span)
-        price = self._price_span(self.catalog, raw, start_ns)
+        price = self._price_span(self.catalog, merged, start_ns)
         if pending is not None or op in _AGGREGATE_OPS:
             if pending is not None and parent_id is not None:
                 self._pending.add(parent_id, pending)
             if op is None and price is None:
                 return span  # a plain span between a priced call and its GenAI ancestor
-            merged = dict(raw)
             merged[_COST_STATUS] = _AGGREGATE
             merged[_COST_ROLLUP] = pending / PICO_PER_USD if pending is not None else 0.0
             self.stats.enriched += 1
@@ -312,7 +314,6 @@ class CostSpanProcessor(SpanProcessor):
         if price is None:
             return span
         status, parts, source = price[0], price[1], price[2]
-        merged = dict(raw)
         if status == _PRICED and parts is not None:
             a, b, c, d = parts
             total = a + b + c + d
