@@ -93,9 +93,14 @@ def test_configure_one_liner_honours_otel_env(tmp_path: Path, stub: StubProvider
     assert span["headers"]["x-tenant"] == "blue"
 
 
-def test_zero_code_opentelemetry_instrument(tmp_path: Path, stub: StubProvider) -> None:
+@pytest.mark.parametrize("public", ["", "all"], ids=["fast-paths", "public-api"])
+def test_zero_code_opentelemetry_instrument(tmp_path: Path, stub: StubProvider,
+                                            public: str) -> None:
+    """Also with every SDK fast path forced onto the public API (what a new SDK release that
+    changed an internal leads to): the same span, the same cost."""
     with OtlpHttpReceiver() as receiver:
         run_app(tmp_path, setup="", env={
+            "SPANLEDGER_SDK_PUBLIC": public,
             "STUB_URL": stub.base_url,
             "OTEL_PYTHON_DISTRO": "spanledger",
             "OTEL_PYTHON_CONFIGURATOR": "spanledger",
@@ -156,3 +161,11 @@ def test_configure_keeps_baggage_propagation(monkeypatch: pytest.MonkeyPatch) ->
         assert [type(p) for p in members] == [TraceContextTextMapPropagator, W3CBaggagePropagator]
     finally:
         propagate.set_global_textmap(before)
+
+
+def test_configure_options_are_keyword_only() -> None:
+    """A positional call fails loudly instead of binding a value to the wrong option."""
+    with pytest.raises(TypeError, match="positional"):
+        spanledger.configure("billing")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional"):
+        otlp_exporter("http://127.0.0.1:4318")  # type: ignore[misc]

@@ -209,3 +209,73 @@ def _any_value(value: Any) -> Any:
     if kind == "array_value":
         return tuple(_any_value(v) for v in value.array_value.values)
     return getattr(value, kind) if kind else None
+
+
+#: model, usage of the scenario's priced calls (known to genai-prices)
+SCENARIO_MODEL = "gpt-4o-mini"
+
+
+def genai_attrs(model: str = SCENARIO_MODEL, *, input_tokens: int, output_tokens: int,
+                cache_read: int = 0, operation: str = "chat") -> dict[str, Any]:
+    """What opentelemetry-instrumentation-openai 0.62 puts on a chat span, usage included."""
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": operation, "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model, "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+    }
+    if cache_read:
+        attrs["gen_ai.usage.cache_read.input_tokens"] = cache_read
+    return attrs
+
+
+def run_scenario(cap: Capture) -> dict[str, tuple[dict[str, Any], int]]:
+    """Every path of the processor, once: span name -> (exported attributes, dropped count).
+
+    Attribution from baggage, from a parent span handed over without baggage, from
+    the trace root when only a SpanContext travels; priced calls numbered per trace
+    and rolled up into an agent span; a remote parent; an unpriced model; a plain span.
+    """
+    import threading
+
+    from opentelemetry import context, trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    import spanledger
+
+    tracer = cap.tracer()
+    with spanledger.attribute(team="search", feature="answers", customer="acme"), \
+            tracer.start_as_current_span("request") as request:
+        with tracer.start_as_current_span("http-get", attributes={"http.request.method": "GET"}):
+            pass
+        with tracer.start_as_current_span("agent", attributes={
+                "gen_ai.operation.name": "invoke_agent"}):
+            with tracer.start_as_current_span("chat-1", attributes=genai_attrs(
+                    input_tokens=1200, output_tokens=300, cache_read=1024)):
+                pass
+            with tracer.start_as_current_span("chat-2", attributes=genai_attrs(
+                    input_tokens=800, output_tokens=40)):
+                pass
+
+        def handed_over() -> None:  # a thread pool got the span, not the context
+            with tracer.start_as_current_span("worker-chat", context=trace.set_span_in_context(
+                    request, context.Context()), attributes=genai_attrs(
+                    input_tokens=50, output_tokens=5)):
+                pass
+
+        worker = threading.Thread(target=handed_over)
+        worker.start()
+        worker.join(10)
+        only_ids = trace.set_span_in_context(NonRecordingSpan(request.get_span_context()),
+                                             context.Context())
+        with tracer.start_as_current_span("ids-only", context=only_ids):
+            pass
+        with tracer.start_as_current_span("unknown-model", attributes=genai_attrs(
+                "no-such-model-xyz", input_tokens=10, output_tokens=1)):
+            pass
+    remote = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=True,
+                         trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    with spanledger.attribute(team="edge"), tracer.start_as_current_span(
+            "from-remote", context=trace.set_span_in_context(NonRecordingSpan(remote)),
+            attributes=genai_attrs(input_tokens=100, output_tokens=10)):
+        pass
+    return {s.name: (dict(s.attributes or {}), s.dropped_attributes) for s in cap.spans()}

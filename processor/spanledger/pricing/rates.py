@@ -25,6 +25,7 @@ so results are identical either way (tests/test_pricing_pico.py checks it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -32,11 +33,8 @@ from typing import Any
 from genai_prices.data_units import unit_data
 from genai_prices.types import ModelPrice, TieredPrices
 
-from spanledger.pricing.types import USD_QUANTUM, ZERO, Cost, TokenUsage
+from spanledger.pricing.types import USD_QUANTUM, USD_SCALE, ZERO, Cost, TokenUsage
 
-#: Decimal value of one pico-dollar: ``Decimal(n) * PICO`` is n pico-dollars at scale 1e-12
-PICO = Decimal("1e-12")
-PICO_PER_USD = 1_000_000_000_000
 #: a pico amount below this converts to Decimal without rounding (28-digit context)
 _EXACT_PICO = 10**27
 
@@ -73,35 +71,39 @@ def cost_from_pico(parts: list[int] | tuple[int, ...], source: str) -> Cost:
     """
     a, b, c, d = parts
     if a < _EXACT_PICO and b < _EXACT_PICO and c < _EXACT_PICO and d < _EXACT_PICO:
-        p = PICO
+        p = USD_QUANTUM
         return make_cost(Decimal(a) * p, Decimal(b) * p, Decimal(c) * p, Decimal(d) * p, source)
-    big = [Decimal(x).scaleb(-12).quantize(USD_QUANTUM) for x in parts]
+    big = [Decimal(x).scaleb(-USD_SCALE).quantize(USD_QUANTUM) for x in parts]
     return make_cost(big[0], big[1], big[2], big[3], source)
 
 
 def cost_to_pico(cost: Cost) -> tuple[int, int, int, int]:
     """Integer pico-dollar parts of a Cost (exact: its parts are quantized to 1e-12)."""
     return (
-        int(cost.input.scaleb(12)),
-        int(cost.output.scaleb(12)),
-        int(cost.cache_read.scaleb(12)),
-        int(cost.cache_write.scaleb(12)),
+        int(cost.input.scaleb(USD_SCALE)),
+        int(cost.output.scaleb(USD_SCALE)),
+        int(cost.cache_read.scaleb(USD_SCALE)),
+        int(cost.cache_write.scaleb(USD_SCALE)),
     )
 
 
 def _as_pico(price: Decimal) -> int | None:
     """Whole pico-dollars per unit, or None when the price is finer than that."""
-    scaled = price.scaleb(12)
+    scaled = price.scaleb(USD_SCALE)
     whole = int(scaled)
     return whole if scaled == whole else None
 
 
 PicoStep = tuple[int, int, tuple[tuple[int, int], ...], int, tuple[tuple[int, int], ...]]
+PicoFunction = Callable[[tuple[int, ...]], list[int]]
+
+
 def _evaluate(plan: tuple[Any, ...], u: tuple[int, ...], zero: Any) -> list[Any]:
     """Cost parts [input, output, cache_read, cache_write] of usage ``u`` under ``plan``.
 
     One rule for both number types: Decimal USD per token (:meth:`RateCard.parts`)
-    and integer pico-dollars per token (:meth:`RateCard.pico`). Each step counts
+    and integer pico-dollars per token (what :func:`_pico_function` unrolls for
+    :meth:`RateCard.pico`, and the reference it is tested against). Each step counts
     its tokens (a signed sum of usage counts, plus a constant for per-request
     prices) and takes the highest tier whose input threshold the call exceeds.
     """
@@ -117,6 +119,30 @@ def _evaluate(plan: tuple[Any, ...], u: tuple[int, ...], zero: Any) -> list[Any]
                 break
         parts[part] += price * n
     return parts
+
+
+def _pico_function(plan: tuple[PicoStep, ...]) -> PicoFunction:
+    """:func:`_evaluate` of one integer plan, unrolled into a function of the usage alone.
+
+    A card's plan is fixed once compiled, so its loop (steps, signed terms, tiers)
+    can be written out as straight-line integer arithmetic: the same rule, a third
+    of the time on the per-span path. Only integers from the plan go into the
+    source (prices in pico-dollars, thresholds, usage indexes), never a name or a
+    string from a price list; tests/test_pricing_pico.py checks it against the
+    Decimal :func:`_evaluate` on every catalog card, tiers and per-request prices included.
+    """
+    lines = ["def pico(u):", "    u0, u1, u2, u3, u4 = u", "    p0 = p1 = p2 = p3 = 0"]
+    for part, constant, terms, price, tiers in plan:
+        count = " ".join([str(int(constant))] + [
+            f"{'+' if sign > 0 else '-'} {abs(int(sign))} * u{int(i)}" for i, sign in terms])
+        rate = str(int(price))
+        for threshold, tier_price in reversed(tiers):  # highest threshold tested first
+            rate = f"({int(tier_price)} if u0 > {int(threshold)} else {rate})"
+        lines += [f"    n = {count}", "    if n > 0:", f"        p{int(part)} += {rate} * n"]
+    lines.append("    return [p0, p1, p2, p3]")
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "<spanledger rate card>", "exec"), namespace)
+    return namespace["pico"]  # type: ignore[no-any-return]
 
 
 # parts of a Cost
@@ -178,7 +204,7 @@ class Rate:
 class RateCard:
     """A compiled price list; :meth:`cost` prices one call."""
 
-    __slots__ = ("_pico_plan", "_plan", "rates", "tiered")
+    __slots__ = ("_pico_fn", "_pico_plan", "_plan", "rates", "tiered")
 
     def __init__(self, rates: tuple[Rate, ...]) -> None:
         self.rates = rates
@@ -196,6 +222,7 @@ class RateCard:
         )
         #: the same plan in whole pico-dollars per unit; None when a price is finer than that
         self._pico_plan: tuple[PicoStep, ...] | None = None
+        self._pico_fn: PicoFunction | None = None
         pico_plan: list[PicoStep] = []
         for part, constant, terms, price, tiers in self._plan:
             pico_price = _as_pico(price)
@@ -207,6 +234,7 @@ class RateCard:
             )
         else:
             self._pico_plan = tuple(pico_plan)
+            self._pico_fn = _pico_function(self._pico_plan)
 
     @property
     def exact_pico(self) -> bool:
@@ -218,34 +246,17 @@ class RateCard:
         for usage ``u`` = (input, output, cache_read, cache_write, reasoning): the rule of
         :meth:`parts` without Decimal arithmetic, which is most of the price of a span.
         None when a rate is finer than a pico-dollar (then :meth:`cost` uses Decimals)."""
-        plan = self._pico_plan
-        if plan is None:
-            return None
-        return _evaluate(plan, u, 0)
+        fn = self._pico_fn
+        return None if fn is None else fn(u)
 
     def parts(self, usage: TokenUsage) -> list[Decimal]:
         """Unrounded cost parts [input, output, cache_read, cache_write]."""
-        u = (
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_tokens,
-            usage.cache_write_tokens,
-            usage.reasoning_tokens,
-        )
-        return _evaluate(self._plan, u, ZERO)
+        return _evaluate(self._plan, usage.counts(), ZERO)
 
     def cost(self, usage: TokenUsage, source: str, factor: Decimal | None = None) -> Cost:
         """The call's cost; ``factor`` (e.g. 0.85 for a 15% discount) scales every part."""
         if factor is None and self._pico_plan is not None:
-            pico = self.pico(
-                (
-                    usage.input_tokens,
-                    usage.output_tokens,
-                    usage.cache_read_tokens,
-                    usage.cache_write_tokens,
-                    usage.reasoning_tokens,
-                )
-            )
+            pico = self.pico(usage.counts())
             return cost_from_pico(pico, source)  # type: ignore[arg-type]
         return self.decimal_cost(usage, source, factor)
 

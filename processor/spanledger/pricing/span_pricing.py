@@ -23,17 +23,15 @@ Decimal Cost, built from the former), so both always agree.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import time
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from spanledger import semconv
 from spanledger.pricing.catalog import DYNAMIC, PriceCatalog
 from spanledger.pricing.rates import cost_from_pico, cost_to_pico
 from spanledger.pricing.types import Cost, TokenUsage
-from spanledger.pricing.usage import read_counts
+from spanledger.pricing.usage import first_text, read_counts, read_provider_model
 
 #: any of these makes a span a GenAI span
 GENAI_KEYS: frozenset[str] = frozenset(
@@ -80,23 +78,18 @@ class SpanPrice(NamedTuple):
 
 
 def _as_dict(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The plain dict behind SDK attribute wrappers, for fast ``.get``.
+    """A plain dict for fast ``.get`` when ``attrs`` is one already or wraps one.
 
-    ``ReadableSpan.attributes`` is a MappingProxyType over a BoundedAttributes,
-    whose ``get`` of a missing key raises and catches KeyError inside (~0.5 us
-    each); reading usage probes a dozen names, most of them missing. Read-only.
+    ``span.attributes`` is a proxy whose ``get`` of a missing key raises and
+    catches inside (~0.5 us each), and reading usage probes a dozen names. The
+    unwrapping reads SDK internals, so it lives in
+    :func:`spanledger.processor.sdk_access.plain_mapping` (self-checked, with a
+    public fallback); the processor and the collector pass plain dicts and
+    never get here.
     """
-    kind = type(attrs)
-    if kind is dict:
-        return attrs
-    if kind is MappingProxyType:
-        inner = gc.get_referents(attrs)  # the proxied mapping, without copying
-        if len(inner) == 1:
-            attrs = inner[0]
-            if type(attrs) is dict:
-                return attrs
-    plain = getattr(attrs, "_dict", None)  # opentelemetry.attributes.BoundedAttributes
-    return plain if type(plain) is dict else attrs
+    from spanledger.processor import sdk_access
+
+    return sdk_access.plain_mapping(attrs)
 
 
 _last_time: tuple[int, dt.datetime] = (-1, _EPOCH)
@@ -118,17 +111,9 @@ def span_time(start_time_ns: int) -> dt.datetime:
     return at
 
 
-def _first_text(attrs: Mapping[str, Any], names: tuple[str, ...] | list[str]) -> str | None:
-    for name in names:
-        value = attrs.get(name)
-        if type(value) is str and value:
-            return value
-    return None
-
-
 def _price_call(catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: int) -> Cost | None:
     tool = attrs.get(semconv.TOOL_NAME)
-    db_system = _first_text(attrs, semconv.DB_SYSTEM)
+    db_system = first_text(attrs, semconv.DB_SYSTEM)
     return catalog.price_call(
         db_system=db_system, tool=tool if type(tool) is str else None, at=span_time(start_time_ns)
     )
@@ -149,8 +134,6 @@ PicoPrice = tuple[
 _PRICED, _UNPRICED, _NO_USAGE = (
     semconv.STATUS_PRICED, semconv.STATUS_UNPRICED, semconv.STATUS_NO_USAGE)
 _MISSING: Any = object()
-_PROVIDER, _PROVIDER_LEGACY = semconv.PROVIDER
-_RESPONSE_MODEL, _REQUEST_MODEL = semconv.RESPONSE_MODEL, semconv.REQUEST_MODEL
 
 
 def _priced_call(cost: Cost, provider: str | None, model: str | None) -> PicoPrice:
@@ -167,24 +150,13 @@ def price_span_pico(
         call_keys = catalog.call_keys
         if not call_keys or call_keys.isdisjoint(attrs):
             return None  # the plain-span fast path
-        d = _as_dict(attrs)
+        d = attrs if type(attrs) is dict else _as_dict(attrs)
         cost = _price_call(catalog, d, start_time_ns)
         if cost is None:
             return None  # e.g. a SQL span of a database without a per-call price
         return _priced_call(cost, None, None)
     d = attrs if type(attrs) is dict else _as_dict(attrs)
-    get = d.get
-    # read_provider / read_model inlined (same rules: first non-empty string)
-    provider = get(_PROVIDER)
-    if type(provider) is not str or not provider:
-        provider = get(_PROVIDER_LEGACY)
-        if type(provider) is not str or not provider:
-            provider = None
-    model = get(_RESPONSE_MODEL)
-    if type(model) is not str or not model:
-        model = get(_REQUEST_MODEL)
-        if type(model) is not str or not model:
-            model = None
+    provider, model = read_provider_model(d)
     counts = read_counts(d)
     if counts is None:
         if catalog.call_keys and not catalog.call_keys.isdisjoint(d):

@@ -10,8 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-#: the smallest amount stored anywhere: one pico-dollar
-USD_QUANTUM = Decimal("1e-12")
+#: decimal places of every stored amount (ClickHouse ``Decimal(38, 12)``): money is counted in
+#: pico-dollars, and this module is the one home of that scale (everything else imports it)
+USD_SCALE = 12
+#: the smallest amount stored anywhere, one pico-dollar: ``Decimal(n) * USD_QUANTUM`` is n
+#: pico-dollars at the stored scale
+USD_QUANTUM = Decimal(1).scaleb(-USD_SCALE)
+#: pico-dollars in one USD, for integer pico-dollar arithmetic (``pico / PICO_PER_USD`` is the
+#: correctly rounded float of the amount)
+PICO_PER_USD = 10**USD_SCALE
 ZERO = Decimal(0)
 
 
@@ -35,6 +42,11 @@ class TokenUsage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+
+    def counts(self) -> tuple[int, int, int, int, int]:
+        """(input, output, cache_read, cache_write, reasoning): the order rate plans read."""
+        return (self.input_tokens, self.output_tokens, self.cache_read_tokens,
+                self.cache_write_tokens, self.reasoning_tokens)
 
     @property
     def uncached_input_tokens(self) -> int:

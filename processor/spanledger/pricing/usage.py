@@ -54,21 +54,12 @@ def _float_count(value: float) -> int | None:
 
 
 def _count_from(value: Any, attrs: Mapping[str, Any], legacy: str) -> int | None:
-    """The slow half of a count: ``value`` (under the current name) was not a plain int."""
-    if value is not None:
-        count = to_count(value)
-        if count is not None:
-            return count
-    value = attrs.get(legacy)
-    return None if value is None else to_count(value)
+    """The first valid count: ``value`` (read under the current name), else the legacy name.
 
-
-def _count(attrs: Mapping[str, Any], current: str, legacy: str) -> int | None:
-    """First valid count under the current, then the legacy name (ints take the fast path)."""
-    value = attrs.get(current)
+    The slow half of a count: :func:`read_counts` takes a plain non-negative int inline
+    and calls this only for anything else (absent, a string, a float, junk).
+    """
     if value is not None:
-        if type(value) is int and value >= 0:
-            return value
         count = to_count(value)
         if count is not None:
             return count
@@ -95,7 +86,7 @@ def read_counts(attrs: Mapping[str, Any]) -> tuple[int, int, int, int, int] | No
     The per-span form: a tuple costs a tenth of a frozen dataclass, and each
     count is read inline with one ``get`` when it is a plain int under the
     current name (what the 0.62 instrumentations send); anything else takes
-    :func:`_count_from`, which applies the same rules as :func:`_count`.
+    :func:`_count_from`.
     """
     get = attrs.get
     v = get(_INPUT)
@@ -130,7 +121,8 @@ def read_counts(attrs: Mapping[str, Any]) -> tuple[int, int, int, int, int] | No
     return (inp, out, cr, cw, reasoning)
 
 
-def _first_text(attrs: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+def first_text(attrs: Mapping[str, Any], names: tuple[str, ...] | list[str]) -> str | None:
+    """The first non-empty string under ``names`` (an int or an empty string is no name)."""
     for name in names:
         value = attrs.get(name)
         if type(value) is str and value:
@@ -138,14 +130,34 @@ def _first_text(attrs: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
     return None
 
 
-_MODEL_NAMES = (semconv.RESPONSE_MODEL, semconv.REQUEST_MODEL)
+_PROVIDER, _PROVIDER_LEGACY = semconv.PROVIDER
+
+
+def read_provider_model(attrs: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(provider, model): :func:`read_provider` and :func:`read_model` in one call.
+
+    The per-span form (pricing reads both on every GenAI span): the rule of
+    :func:`first_text`, unrolled for its two names each.
+    """
+    get = attrs.get
+    provider = get(_PROVIDER)
+    if type(provider) is not str or not provider:
+        provider = get(_PROVIDER_LEGACY)
+        if type(provider) is not str or not provider:
+            provider = None
+    model = get(semconv.RESPONSE_MODEL)
+    if type(model) is not str or not model:
+        model = get(semconv.REQUEST_MODEL)
+        if type(model) is not str or not model:
+            model = None
+    return provider, model
 
 
 def read_model(attrs: Mapping[str, Any]) -> str | None:
     """The model that answered (response model), else the one asked for."""
-    return _first_text(attrs, _MODEL_NAMES)
+    return read_provider_model(attrs)[1]
 
 
 def read_provider(attrs: Mapping[str, Any]) -> str | None:
     """``gen_ai.provider.name``, else the legacy ``gen_ai.system``."""
-    return _first_text(attrs, semconv.PROVIDER)
+    return read_provider_model(attrs)[0]

@@ -30,7 +30,10 @@ update at start, and a set-disjointness test at end (no copy, no lock); only
 local roots write one entry (the fallback table). See bench/bench_processor.py.
 
 Safety: any exception while enriching is caught, logged once and counted in
-:attr:`CostSpanProcessor.stats`, and the ORIGINAL span is exported.
+:attr:`CostSpanProcessor.stats`, and the ORIGINAL span is exported. Every read
+of an OpenTelemetry internal goes through :mod:`spanledger.processor.sdk_access`,
+whose start-up self-check puts a fast path that a new SDK release broke back on
+the public API (logged, counted), so spans keep their cost.
 """
 
 from __future__ import annotations
@@ -44,27 +47,19 @@ from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import metrics
-from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.trace.propagation import _SPAN_KEY
 
 from spanledger import semconv as sc
-from spanledger.pricing.types import ZERO
+from spanledger.pricing.types import PICO_PER_USD, USD_SCALE, ZERO
+
+from . import sdk_access
 
 __all__ = ["CostSpanProcessor", "ProcessorStats"]
 
 logger = logging.getLogger("spanledger.processor")
 
 _EMPTY: dict[str, Any] = {}
-# The current context, one C call away (the API function adds two Python frames).
-_runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
-_current_context = getattr(getattr(_runtime, "_current_context", None), "get", None) or (
-    context_api.get_current)
 _BAG_CACHE_MAX = 512
-_TRACE_ID, _SPAN_ID, _IS_REMOTE = 0, 1, 2  # positions in the SpanContext tuple
-_PICO_PER_USD = 1_000_000_000_000
 # semconv names and values bound once: module globals, not two attribute loads per use
 _OPERATION, _AGGREGATE_OPS = sc.OPERATION, sc.AGGREGATE_OPERATIONS
 _COST, _COST_INPUT, _COST_OUTPUT = sc.COST, sc.COST_INPUT, sc.COST_OUTPUT
@@ -85,21 +80,6 @@ UNATTRIBUTED_CALLS = _meter.create_counter(
 UNATTRIBUTED_COST = _meter.create_counter(
     "spanledger.unattributed.cost", unit="USD",
     description="priced spend of LLM calls missing a required attribution key")
-
-
-#: the SDK's own on_start / _on_ending bodies, all ``pass``: a wrapped processor that keeps
-#: one of them is not called for it (a Python call per span saved, nothing else changes)
-_NOOP_HOOKS = frozenset(
-    getattr(cls, name)
-    for cls in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
-    for name in ("on_start", "_on_ending")
-)
-
-
-def _hook(processor: SpanProcessor, name: str) -> Any:
-    """The bound ``name`` hook of ``processor``, or None when it is one of the SDK no-ops."""
-    impl = getattr(type(processor), name, None)
-    return None if impl is None or impl in _NOOP_HOOKS else getattr(processor, name)
 
 
 def _keyset(*groups: str | Iterable[str]) -> frozenset[str]:
@@ -146,6 +126,17 @@ class CostSpanProcessor(SpanProcessor):
         max_traces / max_age_s: bounds of the per-trace state.
     """
 
+    # Slots: the per-span hooks read a dozen of these per span, and a slot read is a fixed
+    # offset, where an instance with this many attributes falls back to dict lookups.
+    __slots__ = ("_add_attributes", "_bag_cache", "_baggage_of", "_context_span_attributes",
+                 "_current_context", "_keys", "_last_bag", "_last_ctx", "_local_parent_id",
+                 "_lock", "_logged", "_max_pending", "_max_roots", "_next", "_next_on_end",
+                 "_next_on_start", "_pending", "_pending_items", "_price_span",
+                 "_read_attributes", "_require_attrs", "_roots_items", "_span_facts",
+                 "_span_id_of", "_trace_id_of", "_trace_items", "_triggers", "_with_attributes",
+                 "attribution_keys", "catalog", "require", "roots", "stats", "traces",
+                 sdk_access.ON_ENDING)
+
     def __init__(
         self,
         next_processor: SpanProcessor,
@@ -169,8 +160,20 @@ class CostSpanProcessor(SpanProcessor):
         self._next = next_processor
         self._next_on_end = next_processor.on_end
         # skip the calls when the wrapped processor keeps the SDK's no-op hooks
-        self._next_on_start = _hook(next_processor, "on_start")
-        self._next_on_ending = _hook(next_processor, "_on_ending")
+        self._next_on_start = sdk_access.forward_hook(next_processor, "on_start")
+        # the SDK's private between-end-and-on_end hook: the wrapped processor's own, exposed
+        setattr(self, sdk_access.ON_ENDING, sdk_access.on_ending_of(next_processor))
+        # the SDK accessors the self-check chose (fast, or public after an SDK change)
+        self._current_context = sdk_access.current_context
+        self._baggage_of = sdk_access.baggage_of
+        self._context_span_attributes = sdk_access.context_span_attributes
+        self._local_parent_id = sdk_access.local_parent_id
+        self._trace_id_of = sdk_access.trace_id_of
+        self._span_id_of = sdk_access.span_id_of
+        self._span_facts = sdk_access.span_facts
+        self._read_attributes = sdk_access.read_attributes
+        self._add_attributes = sdk_access.add_attributes
+        self._with_attributes = sdk_access.with_attributes
         self.catalog = catalog
         self._price_span = price_span_pico
         self._triggers = _GENAI_TRIGGERS | frozenset(getattr(catalog, "call_keys", None) or ())
@@ -178,7 +181,6 @@ class CostSpanProcessor(SpanProcessor):
             sc.DEFAULT_ATTRIBUTION_KEYS)
         #: (baggage key, span attribute) pairs
         self._keys: tuple[tuple[str, str], ...] = tuple((k, sc.attribution_attr(k)) for k in keys)
-        self._nkeys = len(self._keys)
         self.attribution_keys = keys
         self.require: tuple[str, ...] = tuple(require or ())
         self._require_attrs = tuple(sc.attribution_attr(k) for k in self.require)
@@ -192,6 +194,7 @@ class CostSpanProcessor(SpanProcessor):
         self._pending_items = self._pending.items
         self._max_pending = self._pending.max_entries
         self._last_bag: tuple[object, dict[str, Any]] = (object(), _EMPTY)
+        self._last_ctx: tuple[object, dict[str, Any]] = (object(), _EMPTY)
         self.stats = ProcessorStats()
         self._bag_cache: dict[int, tuple[object, dict[str, Any]]] = {}
         self._logged: set[object] = set()
@@ -201,41 +204,40 @@ class CostSpanProcessor(SpanProcessor):
     # no allocation on the common path (the baggage -> attributes dict is cached).
     def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:
         try:
-            ctx = parent_context if parent_context is not None else _current_context()
-            bag = ctx.get(_BAGGAGE_KEY)
-            if bag:
-                last = self._last_bag  # (baggage dict, its attribution): a one-entry cache
-                if last[0] is bag:
-                    own = last[1]
-                else:
-                    hit = self._bag_cache.get(id(bag))
-                    own = hit[1] if hit is not None and hit[0] is bag else self._from_baggage(bag)
-                    self._last_bag = (bag, own)
+            ctx = parent_context if parent_context is not None else self._current_context()
+            last = self._last_ctx  # (context, attribution of its baggage): siblings share one
+            if last[0] is ctx:
+                own = last[1]
             else:
-                own = _EMPTY
+                own = self._own(ctx)
+                self._last_ctx = (ctx, own)  # one tuple: other threads never see a torn pair
             if not own:
                 own = self._inherit(ctx, span)
             if own:
-                parent = span._parent
-                # SpanContext is a tuple (trace_id, span_id, is_remote, ...): index, not properties
-                if parent is None or parent[_IS_REMOTE]:  # a local root: remember for fallback
+                root_trace = self._add_attributes(span, own)
+                if root_trace is not None:  # a local root: remember for fallback
                     roots = self._roots_items
-                    roots[span._context[_TRACE_ID]] = own
+                    roots[root_trace] = own
                     if len(roots) > self._max_roots:
                         self.roots.trim()
-                attrs = span._attributes
-                if type(attrs) is BoundedAttributes and attrs.max_value_len is None and (
-                    attrs.maxlen is None or len(attrs._dict) + len(own) <= attrs.maxlen
-                ):
-                    # Values were validated once when the baggage was read: no per-span cleaning.
-                    attrs._dict.update(own)
-                else:
-                    span.set_attributes(own)
         except Exception:  # never break the caller's span
             self._failed("on_start")
         next_on_start = self._next_on_start
         if next_on_start is not None:
             next_on_start(span, parent_context=parent_context)
+
+    def _own(self, ctx: context_api.Context) -> dict[str, Any]:
+        """The attribution in ``ctx``'s baggage (cached per baggage object), or _EMPTY."""
+        bag = self._baggage_of(ctx)
+        if not bag:
+            return _EMPTY
+        last = self._last_bag  # (baggage dict, its attribution): a one-entry cache
+        if last[0] is bag:
+            return last[1]
+        hit = self._bag_cache.get(id(bag))
+        own = hit[1] if hit is not None and hit[0] is bag else self._from_baggage(bag)
+        self._last_bag = (bag, own)
+        return own
 
     def _inherit(self, ctx: context_api.Context, span: Span) -> dict[str, Any]:
         """Attribution for a span whose context carries no attribution baggage.
@@ -244,14 +246,13 @@ class CostSpanProcessor(SpanProcessor):
         the span over but not the context): its ``spanledger.*`` attributes.
         Then the trace's local root, for contexts that carry only a SpanContext.
         """
-        parent_attrs = getattr(getattr(ctx.get(_SPAN_KEY), "_attributes", None), "_dict", None)
+        parent_attrs = self._context_span_attributes(ctx)
         if parent_attrs:
             inherited = {attr: parent_attrs[attr] for _, attr in self._keys if attr in parent_attrs}
             if inherited:
                 return inherited
-        parent = span._parent
-        if parent is not None and not parent.is_remote:
-            root = self.roots.get(span._context.trace_id)
+        if self._local_parent_id(span) is not None:
+            root = self.roots.get(self._trace_id_of(span))
             if root is not None:
                 return root
         return _EMPTY
@@ -270,18 +271,14 @@ class CostSpanProcessor(SpanProcessor):
         cache[id(bag)] = (bag, own)
         return own
 
-    def _on_ending(self, span: Span) -> None:
-        if self._next_on_ending is not None:
-            self._next_on_ending(span)
-
     # --- end: cost ----------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
         out = span
         try:
             pending_items = self._pending_items
-            pending = pending_items.pop(span._context[_SPAN_ID], None) if pending_items else None
-            attrs = span._attributes
-            raw = attrs._dict if type(attrs) is BoundedAttributes else (attrs or _EMPTY)
+            pending = (pending_items.pop(self._span_id_of(span), None) if pending_items
+                       else None)
+            raw = self._read_attributes(span)
             # (frozenset.isdisjoint(dict) walks the span's keys: a GenAI span hits on its first)
             if pending is not None or not self._triggers.isdisjoint(raw):
                 out = self._enrich(span, raw, pending)
@@ -294,53 +291,51 @@ class CostSpanProcessor(SpanProcessor):
     def _enrich(self, span: ReadableSpan, raw: Any, pending: int | None) -> ReadableSpan:
         """Price, number and roll up one span; money stays integer pico-dollars throughout.
 
-        Sums of pico-dollar ints are exact, and ``pico / 10**12`` (int / int) is
+        Sums of pico-dollar ints are exact, and ``pico / PICO_PER_USD`` (int / int) is
         the correctly rounded float of the exact amount, i.e. the same float as
         ``float()`` of the 1e-12-quantized Decimal: the attributes are those of
         ``SpanPrice.attributes()`` without building a Decimal per span.
         """
-        op = raw.get(_OPERATION)
-        price = self._price_span(self.catalog, raw, span._start_time or 0)
-        parent = span._parent
+        # the copy handed on, made first: pricing then reads a plain dict even when the SDK
+        # accessors are on the public API (``raw`` a read-only proxy)
+        merged = dict(raw)
+        op = merged.get(_OPERATION)
+        trace_id, parent_id, start_ns, end_ns = self._span_facts(span)
+        price = self._price_span(self.catalog, merged, start_ns)
         if pending is not None or op in _AGGREGATE_OPS:
-            if pending is not None and parent is not None and not parent[_IS_REMOTE]:
-                self._pending.add(parent[_SPAN_ID], pending)
+            if pending is not None and parent_id is not None:
+                self._pending.add(parent_id, pending)
             if op is None and price is None:
                 return span  # a plain span between a priced call and its GenAI ancestor
-            merged = raw.copy()
             merged[_COST_STATUS] = _AGGREGATE
-            merged[_COST_ROLLUP] = pending / _PICO_PER_USD if pending is not None else 0.0
-            return self._copy(span, merged)
+            merged[_COST_ROLLUP] = pending / PICO_PER_USD if pending is not None else 0.0
+            self.stats.enriched += 1
+            return self._with_attributes(span, merged)
         if price is None:
             return span
         status, parts, source = price[0], price[1], price[2]
-        merged = raw.copy()
         if status == _PRICED and parts is not None:
             a, b, c, d = parts
             total = a + b + c + d
             # the keys and order of SpanPrice.attributes()
-            merged[_COST] = total / _PICO_PER_USD
-            merged[_COST_INPUT] = a / _PICO_PER_USD
-            merged[_COST_OUTPUT] = b / _PICO_PER_USD
-            merged[_COST_CACHE_READ] = c / _PICO_PER_USD
-            merged[_COST_CACHE_WRITE] = d / _PICO_PER_USD
+            merged[_COST] = total / PICO_PER_USD
+            merged[_COST_INPUT] = a / PICO_PER_USD
+            merged[_COST_OUTPUT] = b / PICO_PER_USD
+            merged[_COST_CACHE_READ] = c / PICO_PER_USD
+            merged[_COST_CACHE_WRITE] = d / PICO_PER_USD
             merged[_COST_STATUS] = _PRICED
             merged[_PRICE_SOURCE] = source
-            trace_id = span._context[_TRACE_ID]
-            end_ns = span._end_time or 0
             traces = self._trace_items
             state = traces.get(trace_id)
             if state is None:  # the trace's first priced call here (or evicted)
                 state = self.traces.create(trace_id, end_ns)
-            local_parent = parent is not None and not parent[_IS_REMOTE]
             pending_items = self._pending_items
             lock = self._lock  # one lock for the running total and the parent's rollup
             lock.acquire()  # (acquire/release: half the cost of ``with`` on this path)
             try:
                 state.step = step = state.step + 1
                 state.cost = to_date = state.cost + total
-                if local_parent:
-                    parent_id = parent[_SPAN_ID]
+                if parent_id is not None:
                     pending_items[parent_id] = pending_items.get(parent_id, 0) + total
             finally:
                 lock.release()
@@ -350,8 +345,8 @@ class CostSpanProcessor(SpanProcessor):
             except KeyError:  # evicted by another thread meanwhile: harmless
                 pass
             merged[_STEP] = step
-            merged[_TO_DATE] = to_date / _PICO_PER_USD
-            if local_parent and len(pending_items) > self._max_pending:
+            merged[_TO_DATE] = to_date / PICO_PER_USD
+            if parent_id is not None and len(pending_items) > self._max_pending:
                 self._pending.trim()
             if self._require_attrs:
                 self._check_required(raw, total, span)
@@ -359,10 +354,11 @@ class CostSpanProcessor(SpanProcessor):
             merged[_COST_STATUS] = status
             if self._require_attrs and status == _UNPRICED:
                 self._check_required(raw, None, span)
-        return self._copy(span, merged)
+        self.stats.enriched += 1  # handed on as a copy: the original's attributes are frozen
+        return self._with_attributes(span, merged)
 
     def _check_required(self, raw: Any, total_pico: int | None, span: ReadableSpan) -> None:
-        total = None if total_pico is None else Decimal(total_pico).scaleb(-12)
+        total = None if total_pico is None else Decimal(total_pico).scaleb(-USD_SCALE)
         missing = tuple(k for k, a in zip(self.require, self._require_attrs, strict=True)
                         if not raw.get(a))
         if not missing:
@@ -374,7 +370,7 @@ class CostSpanProcessor(SpanProcessor):
         labels = {"spanledger.missing": ",".join(missing)}
         UNATTRIBUTED_CALLS.add(1, labels)
         if total is not None:
-            UNATTRIBUTED_COST.add(float(total), labels)  # = total_pico / 10**12
+            UNATTRIBUTED_COST.add(float(total), labels)  # = total_pico / PICO_PER_USD
         key = ("require", missing)
         if key not in self._logged:
             self._logged.add(key)
@@ -383,36 +379,6 @@ class CostSpanProcessor(SpanProcessor):
                 "unattributed spend. Wrap the caller in spanledger.attribute(%s=...).",
                 span.name, ", ".join(missing), missing[0],
             )
-
-    def _copy(self, span: ReadableSpan, merged: Any) -> ReadableSpan:
-        """A new ReadableSpan with ``merged`` attributes (the original's are frozen)."""
-        old = span._attributes
-        if type(old) is BoundedAttributes and old.dropped:
-            bounded = BoundedAttributes(immutable=False)
-            bounded._dict = merged
-            bounded.dropped = old.dropped
-            bounded._immutable = True
-            merged = bounded
-        self.stats.enriched += 1
-        if type(span) is ReadableSpan:
-            new = object.__new__(ReadableSpan)
-            new.__dict__ = span.__dict__.copy()
-            new._attributes = merged
-            return new
-        return ReadableSpan(
-            name=span.name,
-            context=span.context,
-            parent=span.parent,
-            resource=span.resource,
-            attributes=merged,
-            events=span.events,
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
-        )
 
     # --- plumbing -----------------------------------------------------------
     def _failed(self, where: str) -> None:

@@ -11,7 +11,11 @@ other distros are installed too (e.g. opentelemetry-distro), pick ours with
 - :class:`SpanledgerConfigurator` runs the SDK's standard configuration (every
   ``OTEL_*`` variable, exporters chosen by ``OTEL_TRACES_EXPORTER``) and puts a
   :class:`CostSpanProcessor` in front of each batch processor the SDK creates
-  for an exporter.
+  for an exporter. That configuration is the SDK's private
+  ``_OTelSDKConfigurator`` (what every distro builds on), reached through
+  :func:`spanledger.processor.sdk_access.sdk_configurator`: should a release
+  drop it or its ``export_span_processor`` option, tracing is set up by
+  :func:`spanledger.configure` instead (OTLP traces; logged, counted).
 
 spanledger's own settings come from the environment: ``SPANLEDGER_PRICES_FILE``
 (overrides YAML), ``SPANLEDGER_ATTRIBUTION_KEYS`` and ``SPANLEDGER_REQUIRE``
@@ -29,12 +33,12 @@ from opentelemetry.environment_variables import (
     OTEL_TRACES_EXPORTER,
 )
 from opentelemetry.instrumentation.distro import BaseDistro
-from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from . import sdk_access
 from .cost_processor import CostSpanProcessor
-from .setup import ensure_propagators
+from .setup import configure, ensure_propagators
 
 __all__ = ["SpanledgerConfigurator", "SpanledgerDistro", "cost_processor_factory"]
 
@@ -64,10 +68,16 @@ class SpanledgerDistro(BaseDistro):
         os.environ.setdefault(OTEL_LOGS_EXPORTER, "none")
 
 
-class SpanledgerConfigurator(_OTelSDKConfigurator):
-    """The SDK's configurator, the cost processor in front of each exporter's batch processor."""
+class SpanledgerConfigurator:
+    """What ``opentelemetry-instrument`` calls: the SDK's configurator with the cost processor
+    in front of each exporter's batch processor (or ``configure()`` when the SDK's is gone)."""
 
-    def _configure(self, **kwargs: Any) -> None:
-        kwargs.setdefault("export_span_processor", cost_processor_factory)
-        super()._configure(**kwargs)
+    def configure(self, **kwargs: Any) -> None:
+        sdk_configurator = sdk_access.sdk_configurator()
+        if sdk_configurator is not None:
+            kwargs.setdefault("export_span_processor", cost_processor_factory)
+            sdk_configurator().configure(**kwargs)
+        elif os.environ.get(OTEL_TRACES_EXPORTER, "otlp").strip().lower() != "none":
+            configure(attribution_keys=_env_list("SPANLEDGER_ATTRIBUTION_KEYS"),
+                      require=_env_list("SPANLEDGER_REQUIRE"))
         ensure_propagators()

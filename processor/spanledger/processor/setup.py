@@ -31,6 +31,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from spanledger import semconv
 
+from . import sdk_access
 from .cost_processor import CostSpanProcessor
 
 __all__ = ["configure", "ensure_propagators", "otlp_exporter"]
@@ -41,7 +42,7 @@ _GRPC = "grpc"
 _HTTP = ("http/protobuf", "http")
 
 
-def otlp_exporter(endpoint: str | None = None, protocol: str | None = None,
+def otlp_exporter(*, endpoint: str | None = None, protocol: str | None = None,
                   headers: dict[str, str] | None = None) -> SpanExporter:
     """The OTLP span exporter for ``protocol``.
 
@@ -89,17 +90,18 @@ def ensure_propagators() -> None:
     if os.environ.get("OTEL_PROPAGATORS", "").strip().lower() == "none":
         return
     current = propagate.get_global_textmap()
-    members = list(getattr(current, "_propagators", [current]))
-    have = {type(p) for p in members}
-    added = [cls() for cls in (TraceContextTextMapPropagator, W3CBaggagePropagator)
-             if cls not in have]
+    carried = current.fields  # the headers it writes (a composite: all of its members')
+    added = [p for p in (TraceContextTextMapPropagator(), W3CBaggagePropagator())
+             if not p.fields <= carried]
     if added:
+        members = sdk_access.propagator_members(current)  # kept flat while the SDK allows
         logger.info("spanledger: adding %s to the global propagators (attribution needs baggage)",
                     ", ".join(type(p).__name__ for p in added))
         propagate.set_global_textmap(CompositePropagator(members + added))
 
 
 def configure(
+    *,
     service_name: str | None = None,
     endpoint: str | None = None,
     protocol: str | None = None,
@@ -107,7 +109,6 @@ def configure(
     attribution_keys: Iterable[str] | None = None,
     require: Iterable[str] | None = None,
     exporter: SpanExporter | None = None,
-    *,
     headers: dict[str, str] | None = None,
     resource_attributes: dict[str, Any] | None = None,
     catalog: Any = None,
@@ -118,6 +119,10 @@ def configure(
 ) -> TracerProvider:
     """Set up tracing with cost attribution in one call; returns the TracerProvider.
 
+    Every option is keyword-only, so options can be added or reordered without
+    breaking a caller (``configure("svc")`` is a TypeError: write
+    ``configure(service_name="svc")``).
+
     Args:
         service_name: ``service.name`` (else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES).
         endpoint: OTLP endpoint (else OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT, else the default).
@@ -127,15 +132,20 @@ def configure(
         attribution_keys: baggage keys copied to ``spanledger.<key>``.
         require: attribution keys every LLM call should carry (logged + counted when missing).
         exporter: use this exporter instead of OTLP (tests, console).
+        headers: OTLP export headers (else OTEL_EXPORTER_OTLP[_TRACES]_HEADERS).
+        resource_attributes: extra resource attributes (``service_name`` wins over a
+            ``service.name`` given here).
+        catalog: a ready ``PriceCatalog`` (else built from ``prices``).
         batch: False exports synchronously (SimpleSpanProcessor), for scripts and tests.
         set_global: False returns the provider without making it global.
+        max_traces / max_age_s: bounds of the processor's per-trace state.
     """
     attrs: dict[str, Any] = dict(resource_attributes or {})
     if service_name:
         attrs[semconv.SERVICE_NAME] = service_name
     resource = Resource.create(attrs)
     if exporter is None:
-        exporter = otlp_exporter(endpoint, protocol, headers)
+        exporter = otlp_exporter(endpoint=endpoint, protocol=protocol, headers=headers)
     export: SpanProcessor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
     processor = CostSpanProcessor(
         export,

@@ -1,4 +1,4 @@
-"""Micro-benchmark of the pricing hot path: ``python -m spanledger.pricing.bench``.
+"""Micro-benchmark of the pricing hot path: ``python bench/bench_pricing.py``.
 
 Prints microseconds per call for a plain span, a cached GenAI span (plain
 dict as the collector passes it, and the SDK's attribute proxy as the
