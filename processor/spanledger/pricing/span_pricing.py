@@ -78,18 +78,14 @@ class SpanPrice(NamedTuple):
 
 
 def _as_dict(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A plain dict for fast ``.get`` when ``attrs`` is one already or wraps one.
+    """The mapping to read usage from: plain dicts as they are, anything else copied once.
 
-    ``span.attributes`` is a proxy whose ``get`` of a missing key raises and
-    catches inside (~0.5 us each), and reading usage probes a dozen names. The
-    unwrapping reads SDK internals, so it lives in
-    :func:`spanledger.processor.sdk_access.plain_mapping` (self-checked, with a
-    public fallback); the processor and the collector pass plain dicts and
-    never get here.
+    The processor and the collector pass plain dicts (the processor unwraps the
+    SDK's attribute proxy through ``processor.sdk_access``, which pricing, a lower
+    layer, must not import). A caller passing ``span.attributes`` directly pays
+    one copy instead of a dozen proxied misses.
     """
-    from spanledger.processor import sdk_access
-
-    return sdk_access.plain_mapping(attrs)
+    return attrs if type(attrs) is dict else dict(attrs)
 
 
 _last_time: tuple[int, dt.datetime] = (-1, _EPOCH)

@@ -102,7 +102,9 @@ def quiet_sdk() -> Iterator[None]:
 class Probes:
     """Real spans, built once per check, and one probe per accessor."""
 
-    def __init__(self) -> None:
+    def __init__(self, noop_hook_owners: tuple[type, ...] = ()) -> None:
+        #: SDK processor classes whose ``on_start`` the forwarding fast path skips as empty
+        self.noop_hook_owners = noop_hook_owners
         with quiet_sdk():
             self._build()
 
@@ -273,11 +275,9 @@ class Probes:
         )
 
     def probe_forward_hook(self, fn: Callable[[Any, str], Any]) -> str | None:
-        from spanledger.processor.sdk_access import NOOP_HOOK_OWNERS
-
         if fn(_Keep(), "on_start") is None:
             return "a processor's own on_start was skipped"
-        for owner in NOOP_HOOK_OWNERS:
+        for owner in self.noop_hook_owners:
             ops = [(i.opname, i.argval) for i in dis.get_instructions(owner.on_start)]
             if any(op not in _EMPTY_OPS or (op in _CONST_OPS and val is not None)
                    for op, val in ops):
