@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,8 +44,9 @@ _ZERO_SPAN = bytes(8)
 #: ``DateTime64(9)`` ends in 2262 (an int64 of ns: a start >= 2^63 cannot even be
 #: converted) and ``addNanoseconds(start, duration)`` overflows for ends near 2^64.
 TIME_WINDOW_NS: Final = (0, 65_535 * 86_400 * 1_000_000_000)
-#: the window as people read it (error messages, docs)
-TIME_WINDOW_TEXT: Final = "[1970-01-01, 2149-06-06) UTC"
+#: the window as people read it (error messages): "[1970-01-01, 2149-06-06) UTC"
+TIME_WINDOW_TEXT: Final = "[{}, {}) UTC".format(
+    *(dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC).date() for ns in TIME_WINDOW_NS))
 
 #: longest refusal message echoed to a client (decoder messages quote the input)
 MAX_MESSAGE_CHARS = 512
