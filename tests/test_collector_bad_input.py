@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -123,6 +125,43 @@ def test_otlp_json(collector: RunningCollector) -> None:
                       headers={"Content-Type": "application/json", **HDR})
     assert r.status_code == 200
     assert r.json()["partialSuccess"]["rejectedSpans"] == "1"
+
+
+def _raw_post(url: str, head: bytes, body: bytes) -> bytes:
+    """Send a hand-written request (headers requests would fix up) and read the answer."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n" + body)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_hostile_encodings_are_bad_requests(collector: RunningCollector) -> None:
+    """Deep nesting, lone surrogates, gzip with a tail, two lengths: 400, never 500."""
+    url = collector.http_url
+    as_json = {"Content-Type": "application/json", **HDR}
+    deep = b'{"resourceSpans":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    surrogate_key = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"\\ud800":1}]}]}]}'
+    surrogate_value = (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"' + b"ab" * 16
+                       + b'","spanId":"' + b"cd" * 8 + b'","name":"\\udfff"}]}]}]}')
+    for body in (deep, surrogate_key, surrogate_value):
+        r = requests.post(url, data=body, headers=as_json, timeout=10)
+        assert r.status_code == 400, r.text
+        assert r.json()["message"].startswith("malformed OTLP JSON: ")
+    proto = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip", **HDR}
+    tailed = gzip.compress(genai_request(2).SerializeToString()) + b"trailing garbage"
+    r = requests.post(url, data=tailed, headers=proto, timeout=10)
+    assert r.status_code == 400
+    assert b"after the gzip stream" in r.content
+    body = genai_request(2).SerializeToString()
+    head = (f"Content-Type: application/x-protobuf\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Length: {len(body)}\r\nContent-Length: {len(body)}\r\n").encode()
+    answer = _raw_post(url, head, body)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"Content-Length is repeated" in answer
 
 
 def test_still_healthy_and_only_valid_spans_stored(collector: RunningCollector,

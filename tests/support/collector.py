@@ -86,7 +86,9 @@ class RunningCollector:
 
 
 def start_collector(store_dir: Path, *extra: str, env: dict[str, str] | None = None,
-                    config: Path | None = None, workers: int = 1) -> RunningCollector:
+                    config: Path | None = None, workers: int = 1,
+                    new_session: bool = False) -> RunningCollector:
+    """The collector, ready; ``new_session``: in its own process group (for a Ctrl-C)."""
     cmd: list[str] = [sys.executable, "-m", "spanledger", "collector",
                       "--url", f"chdb://{store_dir}", "--grpc-port", "0", "--http-port", "0",
                       "--sql-http-port", "0", "--workers", str(workers)]
@@ -95,7 +97,7 @@ def start_collector(store_dir: Path, *extra: str, env: dict[str, str] | None = N
     cmd += list(extra)
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=full_env)
+                            env=full_env, start_new_session=new_session)
     running = RunningCollector(proc, store_dir)
     assert proc.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -10,6 +10,7 @@ use this class, so the demo runs exactly what users run.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -25,6 +26,18 @@ from spanledger.store.base import Store
 from spanledger.store.url import parse_url
 
 log = logging.getLogger(__name__)
+
+
+def check_prices_file(cfg: CollectorConfig) -> None:
+    """Read the prices file the workers will use, here: a mistake in it is a
+    :class:`~spanledger.yamlconf.ConfigError` (``file:line: key: problem``) at
+    start-up, not a traceback in a worker or a writer that dies after "ready"."""
+    from spanledger.pricing.catalog import PRICES_FILE_ENV
+    from spanledger.pricing.overrides import load_overrides
+
+    prices = cfg.pricing.prices or os.environ.get(PRICES_FILE_ENV)
+    if cfg.pricing.enabled and prices:
+        load_overrides(prices)
 
 
 class Collector:
@@ -45,6 +58,7 @@ class Collector:
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> Collector:
         cfg = self.config
+        check_prices_file(cfg)  # before the store is opened and any port bound
         parsed = parse_url(cfg.clickhouse.url)
         self.store = open_store(parsed.raw, migrate=cfg.clickhouse.migrate)
         try:

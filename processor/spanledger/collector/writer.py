@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spanledger.collector import segment_conversion as conversion
+from spanledger.collector import worker_lifecycle
 from spanledger.collector.metrics import Metrics
 from spanledger.collector.spool import ARROW_SUFFIX, Segment, Spool
 from spanledger.store.base import Store, StoreUnavailable
@@ -74,7 +75,8 @@ class Writer:
     def start(self) -> None:
         if self.workers > 0:
             ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                             **worker_lifecycle.pool_options())
             warm = [self._pool.submit(conversion.warm_up, self.pricing, self.prices_file)
                     for _ in range(self.workers)]
             for f in warm:

@@ -62,6 +62,12 @@ PRICES_FILE_ENV = "SPANLEDGER_PRICES_FILE"
 MAX_CACHE = 4096
 #: bound on distinct (provider, model) unpriced counters; the rest count under ("*", "*")
 MAX_UNPRICED_KEYS = 1000
+#: longest provider, model, tool or db system name that is looked up, cached or logged.
+#: Names come from spans: a longer one (a broken or hostile sender; real names, even
+#: Bedrock ARNs, are far shorter) is unknown: unpriced, never cached, and counted and
+#: warned about under its first MAX_NAME_CHARS characters followed by TRUNCATED_MARK
+MAX_NAME_CHARS = 256
+TRUNCATED_MARK = "...[truncated]"
 
 _meter = metrics.get_meter("spanledger.pricing")
 #: OpenTelemetry counter (a no-op until the application installs a MeterProvider)
@@ -146,6 +152,17 @@ def _utc_day(at: dt.datetime) -> dt.date:
     return at.date()
 
 
+def bounded_name(name: str | None) -> str | None:
+    """``name`` as it may appear in caches, counters and logs (see :data:`MAX_NAME_CHARS`)."""
+    if name is None or len(name) <= MAX_NAME_CHARS:
+        return name
+    return name[:MAX_NAME_CHARS] + TRUNCATED_MARK
+
+
+def _too_long(name: str | None) -> bool:
+    return name is not None and len(name) > MAX_NAME_CHARS
+
+
 class PriceCatalog:
     """Prices for token usage and per-call spans. Thread-safe; share one per process."""
 
@@ -185,6 +202,8 @@ class PriceCatalog:
 
     # -- resolution -------------------------------------------------------------
     def _resolve(self, provider: str | None, model: str | None) -> _Resolved:
+        if _too_long(provider) or _too_long(model):  # unknown, and not cached
+            return _Resolved(bounded_name(provider), bounded_name(model), None, None, ())
         key = (provider, model)
         found = self._resolved.get(key)
         if found is not None:
@@ -309,6 +328,8 @@ class PriceCatalog:
         return None if cost is None else (cost_to_pico(cost), cost.source)
 
     def _static_entry(self, key: tuple[str | None, str]) -> Any:
+        if _too_long(key[0]) or _too_long(key[1]):
+            return None  # unknown (see MAX_NAME_CHARS), and not cached
         r = self._resolved.get(key) or self._resolve(*key)
         entry: Any = DYNAMIC
         if not r.rules:
@@ -358,7 +379,7 @@ class PriceCatalog:
             return None
         day: dt.date | None = None
         for kind, name in (("tool", tool), ("db_system", db_system)):
-            if not name:
+            if not name or len(name) > MAX_NAME_CHARS:
                 continue
             rules = self._call_rules.get((kind, name))
             if rules is None:
@@ -379,7 +400,8 @@ class PriceCatalog:
     # -- unpriced bookkeeping -------------------------------------------------------
     def note_unpriced(self, provider: str | None, model: str | None) -> None:
         """Count an unpriced span; the first one per (provider, model) in this process
-        (across catalogs) logs a warning."""
+        (across catalogs) logs a warning. Over-long names count under their bounded form."""
+        provider, model = bounded_name(provider), bounded_name(model)
         key = (provider or "", model or "")
         with self._lock:
             count = self._unpriced.get(key)

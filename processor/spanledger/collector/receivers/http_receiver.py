@@ -8,6 +8,12 @@ token, 413 too large, 503 with ``Retry-After`` when the spool is full.
 ``GET /healthz`` and ``GET /metrics`` are served by the same server when
 telemetry shares this port, or by a separate :class:`HttpServer` with
 ``intake=None``.
+
+Both run on a :class:`~.guarded_http.GuardedHTTPServer`: connections per
+client, deadlines for headers and bodies, and a byte budget for bodies being
+read, so slow senders cannot lock fast ones out. A body is read (charged to
+that budget) before it takes one of the :data:`MAX_CONCURRENT` decode slots,
+so a slot is held only while a complete body is decoded and spooled.
 """
 
 from __future__ import annotations
@@ -16,16 +22,24 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from spanledger.collector import otlp
 from spanledger.collector.receivers import http_body
+from spanledger.collector.receivers.guarded_http import (
+    BodyBudgetExceeded,
+    GuardedHandler,
+    GuardedHTTPServer,
+    Limits,
+)
 from spanledger.collector.receivers.intake import RETRY_AFTER_S, Intake, Refusal
 
 log = logging.getLogger(__name__)
 
-#: concurrent OTLP/HTTP requests; more get 503 + Retry-After (memory stays bounded)
+#: bodies decoded and spooled at once; more wait up to SLOT_WAIT_S, then get 503 + Retry-After
 MAX_CONCURRENT = 16
+SLOT_WAIT_S = 2.0
+#: body bytes read at once over all connections: this many maximal bodies (at least 64 MiB)
+BODY_BUDGET_BODIES = 4
 
 _STATUS = {
     Refusal.BAD_REQUEST: 400,
@@ -39,17 +53,18 @@ _STATUS = {
 class HttpServer:
     def __init__(self, host: str, port: int, *, intake: Intake | None, max_body_mb: int,
                  health: Callable[[], tuple[bool, str]] | None,
-                 metrics_text: Callable[[], str] | None) -> None:
+                 metrics_text: Callable[[], str] | None, limits: Limits | None = None) -> None:
         self.intake = intake
         self.max_body = max_body_mb * 1024 * 1024
         self.health = health
         self.metrics_text = metrics_text
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
+        if limits is None:
+            limits = Limits(body_budget=max(BODY_BUDGET_BODIES * self.max_body, 64 << 20))
+        self._server = GuardedHTTPServer((host, port), self._handler(), limits)
         self.host = host
         self.port = self._server.server_address[1]
         self._thread: threading.Thread | None = None
-        #: bodies being read or decoded at once: bounds memory under overload
+        #: complete bodies being decoded and spooled at once: bounds memory under overload
         self.slots = threading.BoundedSemaphore(MAX_CONCURRENT)
 
     def start(self) -> None:
@@ -64,11 +79,10 @@ class HttpServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[GuardedHandler]:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class Handler(GuardedHandler):
             server_version = "spanledger-collector"
 
             def log_message(self, format: str, *args: object) -> None:
@@ -96,22 +110,18 @@ class HttpServer:
                     self._send(404, b"not found\n", "text/plain")
 
             def do_POST(self) -> None:
-                if not outer.slots.acquire(blocking=False):
-                    self._drain()
-                    self.close_connection = True
-                    self._send(503, b"too many concurrent requests; retry later\n", "text/plain",
-                               {"Retry-After": str(RETRY_AFTER_S)})
-                    return
                 try:
                     self._post()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                except BodyBudgetExceeded:  # the body is half read: answer and hang up
+                    self.close_connection = True
+                    self._send(503, b"too many bodies in flight; retry later\n", "text/plain",
+                               {"Retry-After": str(RETRY_AFTER_S), "Connection": "close"})
+                except OSError:  # the client hung up or was too slow: nobody to answer
+                    self.close_connection = True
                 except Exception:  # the server thread must survive anything
                     log.exception("OTLP/HTTP request failed")
                     with contextlib.suppress(OSError):
                         self._send(500, b"internal error\n", "text/plain")
-                finally:
-                    outer.slots.release()
 
             def _post(self) -> None:
                 intake = outer.intake
@@ -122,14 +132,21 @@ class HttpServer:
                 json_body = False
                 try:
                     json_body = http_body.is_json(self.headers)
-                    body = http_body.read_body(self.headers, self.rfile.read, outer.max_body)
+                    body = http_body.read_body(self.headers, self.read_body, outer.max_body)
                 except http_body.BodyRefused as exc:
                     if not exc.consumed:
                         self._drain()
                     self._refuse(exc.refusal, exc.message, json_body, count=intake)
                     return
-                outcome = intake.handle(body, json_body=json_body,
-                                        auth_header=self.headers.get("Authorization"))
+                if not outer.slots.acquire(timeout=SLOT_WAIT_S):
+                    self._refuse(Refusal.UNAVAILABLE, "too many concurrent requests; retry later",
+                                 json_body, count=intake)
+                    return
+                try:
+                    outcome = intake.handle(body, json_body=json_body,
+                                            auth_header=self.headers.get("Authorization"))
+                finally:
+                    outer.slots.release()
                 if outcome.refusal is not None:
                     self._refuse(outcome.refusal, outcome.message, json_body)
                     return
@@ -142,11 +159,7 @@ class HttpServer:
 
             def _drain(self) -> None:
                 """Read a body we do not want (keeps the connection usable), or hang up."""
-                length = http_body.declared_length(self.headers)
-                if 0 < length <= outer.max_body:
-                    self.rfile.read(length)
-                else:
-                    self.close_connection = True
+                self.discard_body(http_body.declared_length(self.headers), outer.max_body)
 
             def _refuse(self, refusal: Refusal, message: str, json_body: bool,
                         count: Intake | None = None) -> None:

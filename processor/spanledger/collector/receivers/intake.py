@@ -60,7 +60,7 @@ class Intake:
             Refusal.INTERNAL: "requests_failed_total",
         }[refusal]
         self.metrics.inc(counter)
-        return Outcome(refusal=refusal, message=message)
+        return Outcome(refusal=refusal, message=otlp.safe_message(message))
 
     def handle(self, body: bytes, *, json_body: bool, auth_header: str | None) -> Outcome:
         self.metrics.inc("requests_total")
