@@ -46,7 +46,7 @@ actual cost per day at full detail; --by and the chargeback flags do not apply)
 """
 
 
-def _decimal(flag: str) -> Callable[[str], Decimal]:
+def decimal_arg(flag: str) -> Callable[[str], Decimal]:
     def parse(text: str) -> Decimal:
         t = text.strip()
         percent = t.endswith("%")
@@ -60,16 +60,16 @@ def _decimal(flag: str) -> Callable[[str], Decimal]:
     return parse
 
 
-def _period_flags(p: argparse.ArgumentParser) -> None:
+def period_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("period (default: the current month, UTC)")
     g.add_argument("--period", metavar="YYYY-MM", help="a calendar month")
     g.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (inclusive)")
     g.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (inclusive)")
 
 
-def _common_flags(p: argparse.ArgumentParser, formats: tuple[str, ...] | None = FORMATS) -> None:
+def common_flags(p: argparse.ArgumentParser, formats: tuple[str, ...] | None = FORMATS) -> None:
     """Period, environment, format, store and output flags every report takes."""
-    _period_flags(p)
+    period_flags(p)
     p.add_argument("--env", help="only this deployment environment (e.g. prod)")
     if formats:
         p.add_argument("--format", default="table", help=f"{' | '.join(formats)} (default table)")
@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     spend = sub.add_parser(
         "spend", help="showback / chargeback by team, feature, customer, ...",
         epilog=SPEND_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common_flags(spend, (*FORMATS, "focus"))
+    common_flags(spend, (*FORMATS, "focus"))
     spend.add_argument("--by", help="comma-separated group dimensions "
                        f"(default team): {','.join(DIMENSIONS)}")
     spend.add_argument("--model", default="showback",
@@ -106,13 +106,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     spend.set_defaults(func=run_spend)
 
     traces = sub.add_parser("traces", help="most expensive agent runs and their amplification")
-    _common_flags(traces)
+    common_flags(traces)
     traces.add_argument("--top", type=int, default=10, help="how many runs (default 10)")
     traces.add_argument("--feature", help=f"only this feature ({UNATTRIBUTED!r} for untagged)")
     traces.set_defaults(func=run_traces)
 
     html = sub.add_parser("html", help="one self-contained HTML report with charts")
-    _common_flags(html, formats=None)
+    common_flags(html, formats=None)
     html.add_argument("--budgets", metavar="FILE", help="budgets YAML for the budget-burn chart")
     html.add_argument("--by", default=None,
                       help="dimensions the budgets file is keyed by (default: the file's own)")
@@ -124,7 +124,7 @@ def _period(args: argparse.Namespace) -> Period:
     return resolve_period(args.period, args.date_from, args.date_to)
 
 
-def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> None:
+def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> None:
     if fmt not in allowed:
         raise UsageError(
             f"--format: unknown format {fmt!r} (expected one of: {', '.join(allowed)})")
@@ -144,12 +144,12 @@ def _run_focus(args: argparse.Namespace) -> int:
         raise UsageError(f"--format focus exports actual cost per day at full detail; "
                          f"{', '.join(ignored)} do not apply")
     period = _period(args)
-    report = _with_store(args.url, lambda s: build_focus_report(s, period, args.env))
-    _emit(render(report, "csv"), args.output)
+    report = with_store(args.url, lambda s: build_focus_report(s, period, args.env))
+    emit(render(report, "csv"), args.output)
     return 0
 
 
-def _with_store(url: str | None, work: Callable[[Store], T]) -> T:
+def with_store(url: str | None, work: Callable[[Store], T]) -> T:
     """Run ``work`` on the store, read-only; store errors go to cli.main (one line, exit 1/2)."""
     from spanledger.store import open_store
 
@@ -157,7 +157,7 @@ def _with_store(url: str | None, work: Callable[[Store], T]) -> T:
         return work(store)
 
 
-def _emit(text: str, output: str | None) -> None:
+def emit(text: str, output: str | None) -> None:
     if output:
         try:
             Path(output).write_text(text, encoding="utf-8")
@@ -173,14 +173,14 @@ def run_spend(args: argparse.Namespace) -> int:
     from spanledger.reports.shared_costs import load_shared_costs
     from spanledger.reports.spend import SpendOptions, build_spend_report
 
-    _check_format(args.format, (*FORMATS, "focus"))
+    check_format(args.format, (*FORMATS, "focus"))
     if args.format == "focus":
         return _run_focus(args)
     dims = parse_dimensions(args.by)
     opts = SpendOptions(
         period=_period(args), dims=dims, model=args.model,
-        markup=_decimal("--markup")(args.markup) if args.markup is not None else None,
-        invoice_total=(_decimal("--invoice-total")(args.invoice_total)
+        markup=decimal_arg("--markup")(args.markup) if args.markup is not None else None,
+        invoice_total=(decimal_arg("--invoice-total")(args.invoice_total)
                        if args.invoice_total is not None else None),
         snapshot=(parse_date(args.snapshot_prices, "--snapshot-prices")
                   if args.snapshot_prices else None),
@@ -194,15 +194,15 @@ def run_spend(args: argparse.Namespace) -> int:
         shared=load_shared_costs(args.shared_costs) if args.shared_costs else None,
         budgets=load_budgets(args.budgets, dims) if args.budgets else None,
     )
-    report = _with_store(args.url, lambda s: build_spend_report(s, opts))
-    _emit(render(report, args.format), args.output)
+    report = with_store(args.url, lambda s: build_spend_report(s, opts))
+    emit(render(report, args.format), args.output)
     return 0
 
 
 def run_traces(args: argparse.Namespace) -> int:
     from spanledger.reports.traces import build_traces_report
 
-    _check_format(args.format)
+    check_format(args.format)
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     period = _period(args)
@@ -213,8 +213,8 @@ def run_traces(args: argparse.Namespace) -> int:
     def work(store: Store) -> Report:
         return build_traces_report(store, period, args.top, feature, args.env)
 
-    report = _with_store(args.url, work)
-    _emit(render(report, args.format), args.output)
+    report = with_store(args.url, work)
+    emit(render(report, args.format), args.output)
     return 0
 
 
@@ -231,7 +231,7 @@ def run_html(args: argparse.Namespace) -> int:
     elif args.by:
         raise UsageError("--by applies with --budgets only")
     output = Path(args.output or f"spanledger-report-{period.label.replace('..', '_')}.html")
-    path = _with_store(args.url, lambda s: write_html_report(
+    path = with_store(args.url, lambda s: write_html_report(
         s, output, period, budgets=budgets, env=args.env, top=args.top))
     print(path)
     return 0
