@@ -1,4 +1,4 @@
-"""``spanledger report spend|traces|html``: showback, chargeback and agent-run reports.
+"""``spanledger report spend|traces|gpu|html``: showback, chargeback, agent runs, GPU pools.
 
 Flags are validated before the store is opened, so a typo costs nothing and
 is reported as one line with exit code 2. The store is opened read-only: a
@@ -31,13 +31,22 @@ SPEND_EPILOG = f"""\
 models:
   showback      actual cost (or the snapshot cost with --snapshot-prices)
   proportional  --invoice-total split by token volume = input tokens (incl. cached)
-                + output tokens of every call, priced or not; sums to the invoice
-                to the cent (largest remainder)
+                + output tokens of every call, priced or not; or --invoice FILE (a
+                provider's cost export): each provider/model line split by the
+                volume of the groups that used that model; sums to the invoice to
+                the cent (largest remainder)
   cost-plus     cost x (1 + --markup); markup defaults to {DEFAULT_MARKUP}
   budget        charge against monthly budgets per group (--budgets FILE), with the
                 50/80/100% alert and the hard stop (default 120%) reached at >=,
                 and a month-end projection by linear run-rate over elapsed days
-shared costs (--shared-costs FILE) are prorated by each group's share of charge.
+  fixed         a fixed monthly price per group (--fixed-prices FILE); the
+                difference to actual cost is the platform margin
+  hybrid        a rule per deployment environment (--hybrid FILE): showback
+                (shown, not charged), chargeback, or cost-plus
+GPU pools (--gpu-costs FILE) add each group's share of the GPUs that serve
+self-hosted models (by tokens or span-seconds) to its charge; those calls carry
+no per-token cost then. Shared costs (--shared-costs FILE) are prorated by each
+group's share of charge.
 Empty attribution is the row "{UNATTRIBUTED}"; unpriced calls are counted, never $0.
 dimensions for --by: {", ".join(DIMENSIONS)}
 formats: table (cents, rows add up to TOTAL), csv (full precision, header row,
@@ -94,8 +103,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                        help=f"cost-plus markup, 0.15 or 15%% (default {DEFAULT_MARKUP})")
     spend.add_argument("--invoice-total", metavar="AMOUNT",
                        help="USD invoice to split (proportional)")
+    spend.add_argument("--invoice", metavar="FILE", action="append",
+                       help="provider cost export to split line by line (proportional; "
+                            "repeat for several providers)")
     spend.add_argument("--shared-costs", metavar="FILE", help="shared platform costs YAML")
     spend.add_argument("--budgets", metavar="FILE", help="monthly budgets YAML (--model budget)")
+    spend.add_argument("--fixed-prices", metavar="FILE",
+                       help="fixed monthly prices YAML (--model fixed)")
+    spend.add_argument("--hybrid", metavar="FILE",
+                       help="per-environment rules YAML (--model hybrid)")
+    spend.add_argument("--gpu-costs", metavar="FILE",
+                       help="GPU pools of self-hosted models YAML, shared out by use")
     spend.add_argument("--snapshot-prices", metavar="YYYY-MM-DD",
                        help="charge at the prices in force on this date; actual shown beside")
     spend.add_argument("--prices", metavar="FILE",
@@ -110,6 +128,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     traces.add_argument("--top", type=int, default=10, help="how many runs (default 10)")
     traces.add_argument("--feature", help=f"only this feature ({UNATTRIBUTED!r} for untagged)")
     traces.set_defaults(func=run_traces)
+
+    gpu = sub.add_parser("gpu", help="GPU pools of self-hosted models, shared out by use")
+    common_flags(gpu)
+    gpu.add_argument("--gpu-costs", metavar="FILE", required=True, help="GPU pools YAML")
+    gpu.add_argument("--by", help="comma-separated group dimensions (default team)")
+    gpu.set_defaults(func=run_gpu)
 
     html = sub.add_parser("html", help="one self-contained HTML report with charts")
     common_flags(html, formats=None)
@@ -136,7 +160,9 @@ def _run_focus(args: argparse.Namespace) -> int:
 
     ignored = [flag for flag, value in (
         ("--by", args.by), ("--markup", args.markup), ("--invoice-total", args.invoice_total),
-        ("--shared-costs", args.shared_costs), ("--budgets", args.budgets),
+        ("--invoice", args.invoice), ("--shared-costs", args.shared_costs),
+        ("--budgets", args.budgets), ("--fixed-prices", args.fixed_prices),
+        ("--hybrid", args.hybrid), ("--gpu-costs", args.gpu_costs),
         ("--snapshot-prices", args.snapshot_prices), ("--as-of", args.as_of)) if value]
     if args.model != "showback":
         ignored.insert(0, "--model")
@@ -170,6 +196,9 @@ def emit(text: str, output: str | None) -> None:
 
 def run_spend(args: argparse.Namespace) -> int:
     from spanledger.reports.budgets import load_budgets
+    from spanledger.reports.fixed_prices import load_fixed_prices
+    from spanledger.reports.gpu_costs import load_gpu_costs
+    from spanledger.reports.hybrid import load_hybrid
     from spanledger.reports.shared_costs import load_shared_costs
     from spanledger.reports.spend import SpendOptions, build_spend_report
 
@@ -188,13 +217,38 @@ def run_spend(args: argparse.Namespace) -> int:
         env=args.env,
         today=parse_date(args.as_of, "--as-of") if args.as_of else None,
     )
-    opts.validate(budgets_given=bool(args.budgets))  # flags first, before reading any file
+    # flags first, before reading any file
+    opts.validate({"budgets": bool(args.budgets), "fixed": bool(args.fixed_prices),
+                   "hybrid": bool(args.hybrid), "gpu": bool(args.gpu_costs),
+                   "invoice": bool(args.invoice)})
+    invoice = None
+    if args.invoice:
+        from spanledger.reconcile.invoice import invoice_lines
+
+        invoice = invoice_lines(args.invoice, opts.period)
     opts = dataclasses.replace(
         opts,
         shared=load_shared_costs(args.shared_costs) if args.shared_costs else None,
         budgets=load_budgets(args.budgets, dims) if args.budgets else None,
+        fixed=load_fixed_prices(args.fixed_prices, dims) if args.fixed_prices else None,
+        hybrid=load_hybrid(args.hybrid) if args.hybrid else None,
+        gpu=load_gpu_costs(args.gpu_costs) if args.gpu_costs else None,
+        invoice=invoice,
     )
     report = with_store(args.url, lambda s: build_spend_report(s, opts))
+    emit(render(report, args.format), args.output)
+    return 0
+
+
+def run_gpu(args: argparse.Namespace) -> int:
+    from spanledger.reports.gpu import build_gpu_report
+    from spanledger.reports.gpu_costs import load_gpu_costs
+
+    check_format(args.format)
+    dims = parse_dimensions(args.by)
+    period = _period(args)
+    costs = load_gpu_costs(args.gpu_costs)
+    report = with_store(args.url, lambda s: build_gpu_report(s, costs, period, dims, args.env))
     emit(render(report, args.format), args.output)
     return 0
 

@@ -209,6 +209,35 @@ def fetch_call_usage(store: Store, period: Period, dims: Sequence[str],
 
 
 @dataclass(frozen=True, slots=True)
+class ModelUsageRow:
+    """Calls of one group x model: how many, their tokens and how long they ran."""
+
+    group: tuple[str, ...]
+    model: str
+    calls: int
+    tokens: int
+    duration_ns: int
+
+
+_MODEL_USAGE = (Col("model", "toString(Model)", str), Col("calls", "count()"),
+                Col("tokens", "sum(InputTokens) + sum(OutputTokens)"),
+                Col("duration_ns", "sum(DurationNs)"))
+
+
+def fetch_model_usage(store: Store, period: Period, dims: Sequence[str],
+                      env: str | None = None) -> list[ModelUsageRow]:
+    """Calls per group x model from ``llm_calls`` (the rollups keep no durations).
+
+    GPU pools are shared out by these tokens or span-seconds; aggregate spans are
+    left out as in every rollup, unpriced calls kept (a self-hosted model priced
+    only by its GPUs has no per-token price).
+    """
+    rest = (f"FROM llm_calls WHERE Status != 'aggregate' AND {_day_filter(period)}"
+            f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Model")
+    return [ModelUsageRow(**r) for r in read_rows(store, _MODEL_USAGE, rest, dims)]
+
+
+@dataclass(frozen=True, slots=True)
 class DailyRow:
     day: dt.date
     group: str
