@@ -50,8 +50,10 @@ group's share of charge.
 Empty attribution is the row "{UNATTRIBUTED}"; unpriced calls are counted, never $0.
 dimensions for --by: {", ".join(DIMENSIONS)}
 formats: table (cents, rows add up to TOTAL), csv (full precision, header row,
-no TOTAL row), json (money as exact decimal strings), focus (FinOps FOCUS CSV:
-actual cost per day at full detail; --by and the chargeback flags do not apply)
+no TOTAL row), json (money as exact decimal strings), focus (FinOps FOCUS 1.3 CSV:
+actual cost per day and token type at full detail, list cost before discounts;
+unpriced calls left out and counted on stderr; --by and the chargeback flags do not
+apply)
 """
 
 
@@ -172,6 +174,8 @@ def _run_focus(args: argparse.Namespace) -> int:
     period = _period(args)
     report = with_store(args.url, lambda s: build_focus_report(s, period, args.env))
     emit(render(report, "csv"), args.output)
+    for note in report.notes:  # a CSV has no room for them: what was left out, and why
+        print(f"spanledger report spend: note: {note}", file=sys.stderr)
     return 0
 
 

@@ -305,37 +305,58 @@ def fetch_traces(store: Store, period: Period, feature: str | None = None,
 # -- FOCUS detail ---------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class DetailRow:
-    """One ``llm_cost_daily`` key (day x attribution x service x provider x model x status)."""
+class FocusUsageRow:
+    """Priced calls of one day x attribution x service x provider x model with exactly this usage.
+
+    Grouped by usage, so each call can be re-priced at the list price on its own
+    (prices are tiered per call); the cost parts are the calls' own (negotiated) cost.
+    """
 
     day: dt.date
     attribution: dict[str, str]
     provider: str
     model: str
-    status: str
-    calls: int
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int
     cache_write_tokens: int
-    cost: Decimal
+    calls: int
+    cost_input: Decimal
+    cost_output: Decimal
+    cost_cache_read: Decimal
+    cost_cache_write: Decimal
 
 
 _DETAIL_KEYS = ("team", "feature", "customer", "cost_center", "environment", "service")
-_DETAIL = (Col("day", "toString(Day)", _day),
-           *(Col(k, f"toString({DIMENSIONS[k]})", str) for k in _DETAIL_KEYS),
-           *_KEY, Col("status", "toString(Status)", str), Col("calls", "sum(Calls)"),
-           *_SUMMED_TOKENS, _COST)
-_DETAIL_GROUP = ("Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, "
-                 "Model, Status")
+_FOCUS = (Col("day", "toString(Day)", _day),
+          *(Col(k, f"toString({DIMENSIONS[k]})", str) for k in _DETAIL_KEYS),
+          *_KEY, *(Col(f, c) for f, c in zip(
+              ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"),
+              _USAGE[:4], strict=True)),
+          Col("calls", "count()"),
+          *(Col(f"cost_{p}", f"toString(sum(Cost{c}))", _money) for p, c in (
+              ("input", "Input"), ("output", "Output"), ("cache_read", "CacheRead"),
+              ("cache_write", "CacheWrite"))))
+_FOCUS_GROUP = ("Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, "
+                "Model, " + ", ".join(_USAGE[:4]))
 
 
-def fetch_detail(store: Store, period: Period, env: str | None = None) -> list[DetailRow]:
-    """The daily rollup at full detail (FOCUS export: one row per day and key)."""
-    rest = (f"FROM llm_cost_daily {_period_where(period, env)} "
-            f"GROUP BY {_DETAIL_GROUP} ORDER BY {_DETAIL_GROUP}")
+def fetch_focus_usage(store: Store, period: Period,
+                      env: str | None = None) -> list[FocusUsageRow]:
+    """Priced calls at full detail, by usage (FOCUS export: cost parts per token type)."""
+    rest = (f"FROM llm_calls WHERE Status = 'priced' AND {_day_filter(period)}{_env_filter(env)} "
+            f"GROUP BY {_FOCUS_GROUP} ORDER BY {_FOCUS_GROUP}")
     out = []
-    for r in read_rows(store, _DETAIL, rest):
+    for r in read_rows(store, _FOCUS, rest):
         attribution = {k: r.pop(k) for k in _DETAIL_KEYS}
-        out.append(DetailRow(attribution=attribution, **r))
+        out.append(FocusUsageRow(attribution=attribution, **r))
     return out
+
+
+def fetch_unpriced(store: Store, period: Period, env: str | None = None) -> tuple[int, int]:
+    """Unpriced calls of the period and their tokens (input + output)."""
+    cols = (Col("calls", "count()"), Col("tokens", "sum(InputTokens) + sum(OutputTokens)"))
+    rest = (f"FROM llm_calls WHERE Status = 'unpriced' AND {_day_filter(period)}"
+            f"{_env_filter(env)}")
+    row = read_rows(store, cols, rest)[0]
+    return int(row["calls"]), int(row["tokens"])
