@@ -161,3 +161,18 @@ def test_call_cost_matches_catalog_list_price() -> None:
     parts = call_cost(_mini(), DAY)
     assert parts is not None
     assert sum(parts, D(0)) == (976 * D("0.15") + 1024 * D("0.075") + 300 * D("0.6")) / 10**6
+
+
+def test_legacy_spans_whose_input_excludes_the_cache_are_read_as_the_pricing_reads_them(
+        tmp_path: Path) -> None:
+    """input_tokens 800 beside 1,500 cache reads: the old convention (input without cache)."""
+    c = _mini(n=1, input=800, cache_read=1500)
+    parts = call_cost(c, DAY)
+    assert parts is not None
+    row = llm_span(trace="legacy", ts=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC),
+                   model="gpt-4o-mini", input_tokens=800, output_tokens=300,
+                   cache_read_tokens=1500, cost=str(sum(parts)),
+                   parts=tuple(str(p) for p in parts))
+    res = _run(tmp_path, [row], [_usage(c)])
+    assert {r.token_type: (r.metered.all_tokens, r.reason) for r in res.rows} == {
+        "input": (800, ""), "cache_read": (1500, ""), "output": (300, "")}

@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from spanledger.demo.scenario import Chat, Embed, TracePlan
 from spanledger.reconcile.report import catalog_prices
 
 ZERO = Decimal(0)
@@ -187,6 +188,58 @@ def anthropic_usage(usages: list[Usage]) -> dict[str, Any]:
 
 
 _NUMBER = re.compile(r'"@number:(-?[0-9.]+)@"')
+
+
+# -- the demo's provider side ----------------------------------------------------------
+
+#: the demo's models as the providers' bills name them (dated snapshots)
+BILLED_AS = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18", "gpt-4o": "gpt-4o-2024-08-06",
+             "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+             "claude-haiku-4-5": "claude-haiku-4-5-20251001"}
+#: served on the company's own GPUs: on no provider's bill
+SELF_HOSTED = frozenset({"acme-llama-3.1-70b"})
+#: the providers' terms: OpenAI's 12% on gpt-4o is in demo-prices.yaml too; Anthropic's 8%
+#: on claude-sonnet-4-5 is not (a discount missing from the prices file); the fine-tune
+#: has a price at OpenAI and none in spanledger (its spans are unpriced)
+DEMO_TERMS = Terms(
+    discounts={"gpt-4o-2024-08-06": Decimal(12), "claude-sonnet-4-5-20250929": Decimal(8)},
+    private_prices={"acme-intent-ft-v2": {"input": Decimal("0.30"), "cache_read": Decimal("0.15"),
+                                          "output": Decimal("1.20")}})
+#: a reporting job nobody instrumented: gpt-4o-mini calls on the bill, in no span
+LEGACY_EVERY_DAYS = 4
+LEGACY = Usage(dt.date(1970, 1, 1), "openai", BILLED_AS["gpt-4o-mini"], input=400_000,
+               output=40_000, requests=80, project="proj_legacy_reports")
+
+
+def plan_usages(plans: Iterable[TracePlan]) -> list[Usage]:
+    """What the provider saw of the demo's plan, per day x provider x model (UTC days)."""
+    acc: dict[tuple[dt.date, str, str, bool], Usage] = {}
+
+    def add(u: Usage) -> None:
+        key = (u.day, u.provider, u.model, u.embeddings)
+        acc[key] = acc[key] + u if key in acc else u
+
+    for plan in plans:
+        day = dt.datetime.fromtimestamp(plan.start_ns / 1e9, dt.UTC).date()
+        for step in plan.steps:
+            if isinstance(step, Chat) and step.model not in SELF_HOSTED:
+                cached = step.cache_read_tokens + step.cache_write_tokens
+                # the stub reports what the plan says; a plan whose cached tokens exceed its
+                # prompt reads (as the pricing reads it) as a prompt that excludes the cache
+                uncached = step.input_tokens - cached if cached <= step.input_tokens else (
+                    step.input_tokens)
+                add(Usage(day, step.provider, BILLED_AS.get(step.model, step.model), uncached,
+                          step.cache_read_tokens, step.cache_write_tokens, step.output_tokens,
+                          1))
+            elif isinstance(step, Embed):
+                add(Usage(day, "openai", step.model, step.tokens, requests=1, embeddings=True))
+    return sorted(acc.values(), key=lambda u: (u.day, u.provider, u.model))
+
+
+def with_legacy_service(usages: list[Usage]) -> list[Usage]:
+    """The bill's extra gpt-4o-mini calls from a service without spanledger (every 4th day)."""
+    days = sorted({u.day for u in usages if u.provider == "openai"})
+    return [*usages, *(replace(LEGACY, day=d) for d in days[::LEGACY_EVERY_DAYS])]
 
 
 def _dump(doc: dict[str, Any]) -> str:

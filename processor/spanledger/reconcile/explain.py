@@ -5,19 +5,19 @@ toward what the bill says; a cause is named only when it accounts for the
 difference (to the bill's own rounding). In this order:
 
 1. ``unpriced``: calls of a model with no price have tokens but no cost;
-2. token differences (when the bill counts tokens): ``cache_tokens`` (input
+2. ``self_hosted``: metered calls of a model priced from the prices file only,
+   absent from the provider's bill (their tokens are not compared then);
+3. token differences (when the bill counts tokens): ``cache_tokens`` (input
    tokens moved between the cached and uncached types), ``reasoning_tokens``
    (output the spans did not count), ``not_metered`` (tokens the bill has and no
    span has: calls from services without spanledger), or metered tokens the bill
    does not have (a finding, not an explanation);
-3. ``tier``: batch or flex calls billed at half the standard price, priority above it;
-4. ``self_hosted``: metered calls of a model priced from the prices file only,
-   absent from the provider's bill;
-5. price level: ``discount_missing`` (the whole period of a model billed a round
-   percentage below the metered price: a negotiated discount the prices file
-   lacks), ``discount_not_billed`` (a discount in the prices file the bill does
-   not show), ``price_change`` (billed at another of the model's catalog or
-   prices-file prices than the one the spans were priced at).
+4. ``tier``: batch or flex calls billed at half the standard price, priority above it;
+5. price level: ``discount_not_billed`` (a discount in the prices file the bill
+   does not show), ``price_change`` (billed at another of the model's catalog or
+   prices-file prices than the one the spans were priced at), ``discount_missing``
+   (the whole period of a model billed a round percentage below the metered
+   price: a negotiated discount the prices file lacks).
 
 What is left is ``(unexplained)`` and counts against ``--tolerance``.
 """
@@ -86,9 +86,10 @@ def explain(rows: Sequence[Row], unit_price: UnitFn, prices: PricesFn) -> None:
     for r in rows:
         r.expected = r.metered.cost if r.bill.amount is not None else None
         _unpriced(r)
-        _tokens(r, deltas, r.provider in metered)
-        _tier(r)
         _self_hosted(r)
+        if not r.explanations or r.explanations[-1].kind != "self_hosted":
+            _tokens(r, deltas, r.provider in metered)
+        _tier(r)
     for r in rows:
         _discount_not_billed(r, prices)
         _price_change(r, prices)
@@ -279,12 +280,14 @@ def _price_change(r: Row, prices: PricesFn) -> None:
         ctx.prec = 40
         billed_unit = (a / r.bill.tokens if r.bill.tokens else r.unit * a / e) * MILLION
         metered_unit = r.unit * MILLION
-        for price, since in periods:
-            if not price:
-                continue
-            near_bill = abs(billed_unit - price) <= price * PRICE_MATCH
-            near_metered = abs(metered_unit - price) <= price * PRICE_MATCH
-            if near_bill and not near_metered:
+        def near(unit: Decimal, price: Decimal) -> bool:
+            return abs(unit - price) <= price * PRICE_MATCH
+
+        # both sides at a price the model really had, and not the same one
+        billed = [(p, since) for p, since in periods if p and near(billed_unit, p)]
+        metered = [p for p, _ in periods if p and near(metered_unit, p)]
+        for price, since in billed:
+            if metered and all(not near(m, price) for m in metered):
                 _add(r, "price_change", f"price change: billed at {_mtok(price / MILLION)}/Mtok "
                      f"({since}), metered at {_mtok(r.unit)}/Mtok", a - e)
                 return
@@ -312,7 +315,7 @@ def _discount_not_billed(r: Row, prices: PricesFn) -> None:
 
 
 #: causes that account for a difference in token counts
-TOKEN_CAUSES = frozenset({"cache_tokens", "reasoning_tokens", "not_metered"})
+TOKEN_CAUSES = frozenset({"cache_tokens", "reasoning_tokens", "not_metered", "self_hosted"})
 
 
 def _settle(r: Row) -> None:

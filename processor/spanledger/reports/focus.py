@@ -138,8 +138,13 @@ class FocusRows:
 
 
 def _parts(r: FocusUsageRow) -> dict[str, tuple[int, Decimal]]:
-    """Tokens and cost per token type of one call of ``r`` (uncached input: no cache)."""
-    uncached = max(r.input_tokens - r.cache_read_tokens - r.cache_write_tokens, 0)
+    """Tokens and cost per token type of one call of ``r`` (uncached input: no cache).
+
+    Cache counts above the input mean the input was reported without them (the
+    legacy convention the pricing repairs the same way): all of it is uncached.
+    """
+    cached = r.cache_read_tokens + r.cache_write_tokens
+    uncached = r.input_tokens if cached > r.input_tokens else r.input_tokens - cached
     return {"input": (uncached, r.cost_input), "cache_read": (r.cache_read_tokens,
                                                               r.cost_cache_read),
             "cache_write": (r.cache_write_tokens, r.cost_cache_write),
