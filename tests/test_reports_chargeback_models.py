@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from support.reports import llm_span, load_store, october_spans, run_cli
+from support.reports import (
+    assert_rows_sum_to_total,
+    llm_span,
+    load_store,
+    october_spans,
+    run_cli,
+)
 
 D = Decimal
 NOV = dt.datetime(2026, 11, 5, 12, tzinfo=dt.UTC)
@@ -30,13 +36,6 @@ def spend(url: str, period: str, *extra: str) -> dict[str, Any]:
 
 def by_team(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["team"]: r for r in doc["rows"]}
-
-
-def assert_money_adds_up(doc: dict[str, Any]) -> None:
-    for col in doc["columns"]:
-        if col["kind"] == "money" and doc["total"].get(col["key"]) is not None:
-            rows = [D(r[col["key"]]) for r in doc["rows"] if r.get(col["key"]) is not None]
-            assert sum(rows, D(0)) == D(doc["total"][col["key"]]), col["key"]
 
 
 def _write(tmp_path: Path, name: str, text: str) -> str:
@@ -83,7 +82,7 @@ def test_invoice_lines_are_split_per_model_to_the_cent(tmp_path: Path) -> None:
     assert D(rows["both"]["charge"]) == D("30.91")  # 0.91 of mini + 30.00 of gpt-4o
     assert D(rows["(not metered)"]["charge"]) == D("1.00")
     assert D(doc["total"]["charge"]) == D("101.01") == D(doc["invoice_total"])
-    assert_money_adds_up(doc)
+    assert_rows_sum_to_total(doc)
     assert {(x["model"], x["amount"], x["allocated"]) for x in doc["invoice_lines"]} == {
         ("gpt-4o-mini", "10.00", True), ("gpt-4o", "90.01", True), ("gpt-4.1", "1.00", False)}
     assert any("1.00 USD on lines no metered call used (openai/gpt-4.1)" in n
@@ -101,7 +100,7 @@ def test_invoice_from_the_sample_exports_sums_to_the_bill(tmp_path: Path) -> Non
                                               "focus-aws-bedrock.csv")]
     argv = [x for f in files for x in ("--invoice", f)]
     doc = spend(url, "2026-11", "--model", "proportional", *argv)
-    assert_money_adds_up(doc)
+    assert_rows_sum_to_total(doc)
     assert D(doc["total"]["charge"]) == D(doc["invoice_total"])
     code, _, err = run_cli(["report", "spend", "--url", url, "--period", "2026-11", "--model",
                             "proportional", "--invoice",
@@ -132,13 +131,13 @@ def test_fixed_prices_margin_and_rows_sum(tmp_path: Path) -> None:
         D("0.20"), D(0))  # unlisted: charged its actual cost
     assert D(doc["total"]["charge"]) == D("20.20") == D(doc["total"]["cost"]) + D(
         doc["total"]["margin"])
-    assert_money_adds_up(doc)
+    assert_rows_sum_to_total(doc)
     # a partial month: each price prorated by days, rows still add up exactly
     part = json.loads(run_cli(["report", "spend", "--url", url, "--from", "2026-10-01", "--to",
                                "2026-10-10", "--format", "json", "--model", "fixed",
                                "--fixed-prices", fixed])[1])
     assert D(by_team(part)["support"]["fixed_price"]) == D("3.870967741935")
-    assert_money_adds_up(part)
+    assert_rows_sum_to_total(part)
     code, out, _ = run_cli(["report", "spend", "--url", url, "--period", "2026-10", "--model",
                             "fixed", "--fixed-prices", fixed])
     assert code == 0 and "platform margin +4.20 USD" in out
@@ -166,7 +165,7 @@ def test_hybrid_showback_for_staging_cost_plus_for_prod(tmp_path: Path) -> None:
     assert D(doc["total"]["charge"]) == D("17.38")
     for r in doc["rows"]:  # shown + charged is the actual cost, exactly
         assert D(r["shown"]) + D(r["charged_cost"]) == D(r["cost"])
-    assert_money_adds_up(doc)
+    assert_rows_sum_to_total(doc)
     by_env = spend(url, "2026-10", "--model", "hybrid", "--hybrid", plan, "--by",
                    "environment")
     assert {r["environment"]: D(r["charge"]) for r in by_env["rows"]} == {
@@ -212,7 +211,7 @@ def test_gpu_pool_is_shared_by_tokens_and_added_to_the_charge(tmp_path: Path) ->
     assert D(rows["support"]["charge"]) == D("14.00") + pool / 4
     assert D(rows["(idle GPU)"]["gpu_cost"]) == D(310)
     assert D(doc["total"]["gpu_cost"]) == pool + 310
-    assert_money_adds_up(doc)
+    assert_rows_sum_to_total(doc)
 
 
 def test_report_gpu_by_span_seconds(tmp_path: Path) -> None:
@@ -230,7 +229,7 @@ def test_report_gpu_by_span_seconds(tmp_path: Path) -> None:
                    ("llama", "support"): (D("1711.2"), D(50)),  # 1 call x 6 s
                    ("embed", "(idle GPU)"): (D(310), None)}
     assert D(doc["total"]["gpu_cost"]) == D("3732.4")
-    assert_money_adds_up(doc)
+    assert_rows_sum_to_total(doc)
 
 
 @pytest.mark.parametrize(("flag", "name", "text", "expected"), [

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from support.reports import load_store, october_spans, run_cli
+from support.reports import assert_rows_sum_to_total, load_store, october_spans, run_cli
 
 D = Decimal
 
@@ -35,13 +35,6 @@ def spend_json(url: str, *extra: str) -> dict[str, Any]:
 
 def rows_by(doc: dict[str, Any], key: str = "team") -> dict[str, dict[str, Any]]:
     return {r[key]: r for r in doc["rows"]}
-
-
-def assert_rows_sum_to_total(doc: dict[str, Any]) -> None:
-    for col in doc["columns"]:
-        if col["kind"] == "money" and doc["total"].get(col["key"]) is not None:
-            rows = [D(r[col["key"]]) for r in doc["rows"] if r.get(col["key"]) is not None]
-            assert sum(rows, D(0)) == D(doc["total"][col["key"]]), col["key"]
 
 
 def test_showback_by_team(url: str) -> None:

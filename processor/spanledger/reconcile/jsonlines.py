@@ -14,7 +14,6 @@ import json
 import json.decoder
 import json.scanner
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from spanledger.errors import UsageError
@@ -63,14 +62,3 @@ def loads(text: str, file: str) -> Any:
     except json.JSONDecodeError as exc:
         raise ExportError(file, exc.lineno, None, f"invalid JSON: {exc.msg}") from None
 
-
-def load(path: str | Path) -> Any:
-    """:func:`loads` of a file; a missing or unreadable file is an :class:`ExportError`."""
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ExportError(file, None, None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExportError(file, None, None, f"cannot read: {exc}") from None
-    return loads(text, file)

@@ -14,18 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from spanledger.reconcile.formats import TOKEN_TYPES
-from spanledger.reports.queries import Col, read_rows, sql_str
+from spanledger.reports.period import Period
+from spanledger.reports.queries import Col, day_filter, money, parse_day, read_rows
 from spanledger.store.base import Store
 
 ZERO = Decimal(0)
-
-
-def _money(value: object) -> Decimal:
-    return Decimal(str(value))
-
-
-def _day(value: object) -> dt.date:
-    return dt.date.fromisoformat(str(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +56,7 @@ class MeteredRow:
 
 
 _COLS = (
-    Col("day", "toString(Day)", _day), Col("provider", "toString(Provider)", str),
+    Col("day", "toString(Day)", parse_day), Col("provider", "toString(Provider)", str),
     Col("model", "toString(Model)", str),
     Col("embeddings", "Operation = 'embeddings'", bool),
     Col("status", "toString(Status)", str), Col("calls", "count()"),
@@ -73,18 +66,16 @@ _COLS = (
                  "toInt64(InputTokens) - toInt64(CacheReadTokens + CacheWriteTokens)))"),
     Col("cache_read", "sum(CacheReadTokens)"), Col("cache_write", "sum(CacheWriteTokens)"),
     Col("output", "sum(OutputTokens)"), Col("reasoning", "sum(ReasoningTokens)"),
-    Col("cost_input", "toString(sum(CostInput))", _money),
-    Col("cost_cache_read", "toString(sum(CostCacheRead))", _money),
-    Col("cost_cache_write", "toString(sum(CostCacheWrite))", _money),
-    Col("cost_output", "toString(sum(CostOutput))", _money),
+    Col("cost_input", "toString(sum(CostInput))", money),
+    Col("cost_cache_read", "toString(sum(CostCacheRead))", money),
+    Col("cost_cache_write", "toString(sum(CostCacheWrite))", money),
+    Col("cost_output", "toString(sum(CostOutput))", money),
     Col("override_calls", "countIf(Status = 'priced' AND startsWith(PriceSource, 'override:'))"),
 )
 
 
-def fetch_metered(store: Store, first: dt.date, last: dt.date) -> list[MeteredRow]:
-    """Every priced and unpriced call from ``first`` to ``last`` (inclusive), summed per key."""
-    rest = (f"FROM llm_calls WHERE Status != 'aggregate' "
-            f"AND Day >= toDate({sql_str(first.isoformat())}) "
-            f"AND Day <= toDate({sql_str(last.isoformat())}) "
+def fetch_metered(store: Store, period: Period) -> list[MeteredRow]:
+    """Every priced and unpriced call of ``period``, summed per key."""
+    rest = (f"FROM llm_calls WHERE Status != 'aggregate' AND {day_filter(period)} "
             "GROUP BY Day, Provider, Model, Operation = 'embeddings', Status")
     return [MeteredRow(**r) for r in read_rows(store, _COLS, rest)]

@@ -165,7 +165,7 @@ def reconcile(store: Store, opts: ReconcileOptions,
         notes.append(NO_TABLES)
         metered = []
     else:
-        metered = fetch_metered(store, period.start, period.end)
+        metered = fetch_metered(store, period)
     rows = build_rows(exports, metered, (period.start, period.end))
     unit, history = catalog_prices(opts.prices)
     explain(rows, unit, history)

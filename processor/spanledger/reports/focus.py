@@ -41,6 +41,7 @@ from decimal import Decimal
 from typing import Any
 
 from spanledger.pricing.types import Cost, TokenUsage
+from spanledger.reports.model_keys import provider_key
 from spanledger.reports.period import Period
 from spanledger.reports.queries import (
     NO_TABLES,
@@ -60,20 +61,19 @@ CONSUMED_UNIT = "Tokens"
 PRICING_UNIT = "1000 Tokens"
 REQUESTS = "Requests"
 
-#: provider (gen_ai.provider.name) -> (service provider, service, host provider)
+#: provider (genai-prices id, see model_keys.provider_key) -> (service provider, its AI
+#: service, host provider); any other provider names itself
 PROVIDERS: dict[str, tuple[str, str, str]] = {
     "openai": ("OpenAI", "OpenAI API", "OpenAI"),
     "anthropic": ("Anthropic", "Claude API", "Anthropic"),
-    "aws.bedrock": ("AWS", "Amazon Bedrock", "AWS"),
-    "azure.ai.openai": ("Microsoft", "Azure OpenAI", "Microsoft"),
-    "azure.ai.inference": ("Microsoft", "Azure AI Inference", "Microsoft"),
-    "gcp.vertex_ai": ("Google Cloud", "Vertex AI", "Google Cloud"),
-    "gcp.gemini": ("Google", "Gemini API", "Google Cloud"),
-    "mistral_ai": ("Mistral AI", "Mistral AI API", "Mistral AI"),
+    "aws": ("AWS", "Amazon Bedrock", "AWS"),
+    "azure": ("Microsoft", "Azure OpenAI", "Microsoft"),
+    "google": ("Google Cloud", "Vertex AI", "Google Cloud"),
+    "mistral": ("Mistral AI", "Mistral AI API", "Mistral AI"),
     "cohere": ("Cohere", "Cohere API", "Cohere"),
     "groq": ("Groq", "GroqCloud", "Groq"),
     "deepseek": ("DeepSeek", "DeepSeek API", "DeepSeek"),
-    "x_ai": ("xAI", "xAI API", "xAI"),
+    "x-ai": ("xAI", "xAI API", "xAI"),
 }
 
 #: token type -> SkuMeter, in row order
@@ -177,7 +177,7 @@ def collect(rows: Sequence[FocusUsageRow], list_price: ListPriceFn) -> FocusRows
 def focus_row(key: tuple[Any, ...], c: _Charge, period: Period) -> dict[str, Any]:
     day, attribution, provider, model, token_type = key
     tags = {k: v for k, v in attribution if v}
-    who = PROVIDERS.get(provider)
+    who = PROVIDERS.get(provider_key(provider)) if provider else None
     if who is None:
         name = provider or model or "unknown"
         who = (name, name, name)
