@@ -176,3 +176,33 @@ def test_legacy_spans_whose_input_excludes_the_cache_are_read_as_the_pricing_rea
     res = _run(tmp_path, [row], [_usage(c)])
     assert {r.token_type: (r.metered.all_tokens, r.reason) for r in res.rows} == {
         "input": (800, ""), "cache_read": (1500, ""), "output": (300, "")}
+
+
+def test_one_hour_cache_writes_and_per_request_tool_charges(tmp_path: Path) -> None:
+    """Anthropic bills 1h cache writes at 2x input (spans carry the 5m price, 1.25x) and web
+    search per request (no span prices it)."""
+    c = Call("anthropic", "claude-haiku-4-5", "claude-haiku-4-5-20251001", 1, 800, 300,
+             cache_write=1500)
+    def result(token_type: str, cents: str, model: str | None = c.billed_as,
+               cost_type: str = "tokens") -> str:
+        t = "null" if token_type == "" else f'"{token_type}"'
+        m = "null" if model is None else f'"{model}"'
+        return (f'{{"currency": "USD", "amount": "{cents}", "cost_type": "{cost_type}", '
+                f'"model": {m}, "service_tier": "standard", "token_type": {t}}}')
+    bill = tmp_path / "cost.json"
+    bill.write_text('{"data": [{"starting_at": "2026-11-02T00:00:00Z", "results": [\n'
+                    + ",\n".join([result("uncached_input_tokens", "0.08"),
+                                  result("output_tokens", "0.15"),
+                                  result("cache_creation.ephemeral_1h_input_tokens", "0.3"),
+                                  result("", "1.00", None, "web_search")]) + "]}]}")
+    with store_with(tmp_path / "store", spans([c], (DAY,))) as store:  # type: ignore[arg-type]
+        res = reconcile(store, ReconcileOptions((str(bill),)))
+    write = _row(res, "cache_write")
+    assert write.metered.cost == 1500 * D("1.25") / 1_000_000
+    assert write.reason == ("1h cache writes: billed at x1.6 the 5-minute cache-write price the "
+                            "spans were priced at")
+    assert write.unexplained == 0
+    tool = _row(res, "requests")
+    assert tool.bill.amount == D("0.01") and tool.reason == (
+        "web_search: billed per request (server-side tools); spans carry no price for them")
+    assert res.exit_code == 0 and res.unexplained == 0

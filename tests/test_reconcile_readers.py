@@ -87,8 +87,8 @@ def test_anthropic_cents_and_cache_write_kinds(tmp_path: Path) -> None:
     path = tmp_path / "cost.json"
     path.write_text(json.dumps(doc))
     lines = read_export(path).lines
-    assert [(ln.amount, ln.token_type, ln.tier) for ln in lines] == [
-        (D("1.2345"), "cache_write", "batch"), (D("0.5"), "requests", "standard")]
+    assert [(ln.amount, ln.token_type, ln.tier, ln.variant) for ln in lines] == [
+        (D("1.2345"), "cache_write", "batch", "1h"), (D("0.5"), "requests", "standard", "")]
     assert lines[1].model == "web_search"
 
 
@@ -144,6 +144,14 @@ def test_bad_exports_exit_2_naming_file_line_and_field(tmp_path: Path, name: str
     code, out, stderr = run_cli(["reconcile", path, "--url", f"chdb://{tmp_path}/store"])
     assert code == 2 and out == ""
     assert stderr.startswith(f"spanledger reconcile: error: {tmp_path}/{message}")
+
+
+def test_focus_exports_in_parts_may_share_days(tmp_path: Path) -> None:
+    text = (samples_dir() / "focus-aws-bedrock.csv").read_text().splitlines(keepends=True)
+    part1 = _write(tmp_path, "part-00000.csv", "".join(text[:4]))
+    part2 = _write(tmp_path, "part-00001.csv", "".join([text[0], *text[4:]]))
+    lines = [ln for e in read_exports([part1, part2]) for ln in e.lines]
+    assert len(lines) == len(read_export(samples_dir() / "focus-aws-bedrock.csv").lines)
 
 
 def test_the_same_export_twice_is_refused(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "reconcile", help="compare provider bills and usage exports with what was metered",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="provider export files")
-    period_flags(p)
+    period_flags(p, "the days the exports cover")
     p.add_argument("--summary", action="store_true",
                    help="per provider, the variance by cause instead of every row")
     p.add_argument("--tolerance", default="1%",

@@ -71,8 +71,9 @@ def decimal_arg(flag: str) -> Callable[[str], Decimal]:
     return parse
 
 
-def period_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("period (default: the current month, UTC)")
+def period_flags(p: argparse.ArgumentParser,
+                 default: str = "the current month, UTC") -> None:
+    g = p.add_argument_group(f"period (default: {default})")
     g.add_argument("--period", metavar="YYYY-MM", help="a calendar month")
     g.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (inclusive)")
     g.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (inclusive)")

@@ -34,6 +34,9 @@ class BillSide:
     #: billed amount and tokens per service tier (standard, batch, priority, flex)
     tier_amounts: dict[str, Decimal] = field(default_factory=dict)
     tier_tokens: dict[str, int] = field(default_factory=dict)
+    #: billed amount and tokens of priced variants of the type ("1h" cache writes)
+    variant_amounts: dict[str, Decimal] = field(default_factory=dict)
+    variant_tokens: dict[str, int] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
 
@@ -44,9 +47,15 @@ class BillSide:
         if line.amount is not None:
             self.amount = (self.amount or ZERO) + line.amount
             self.tier_amounts[line.tier] = self.tier_amounts.get(line.tier, ZERO) + line.amount
+            if line.variant:
+                self.variant_amounts[line.variant] = self.variant_amounts.get(
+                    line.variant, ZERO) + line.amount
         if line.tokens is not None:
             self.tokens = (self.tokens or 0) + line.tokens
             self.tier_tokens[line.tier] = self.tier_tokens.get(line.tier, 0) + line.tokens
+            if line.variant:
+                self.variant_tokens[line.variant] = self.variant_tokens.get(
+                    line.variant, 0) + line.tokens
         if line.requests is not None:
             self.requests += line.requests
 

@@ -13,6 +13,8 @@ difference (to the bill's own rounding). In this order:
    span has: calls from services without spanledger), or metered tokens the bill
    does not have (a finding, not an explanation);
 4. ``tier``: batch or flex calls billed at half the standard price, priority above it;
+   ``cache_tokens`` again for one-hour cache writes (billed at 1.6x the five-minute
+   price the spans carry); ``server_tools``: per-request charges no span prices;
 5. price level: ``discount_not_billed`` (a discount in the prices file the bill
    does not show), ``price_change`` (billed at another of the model's catalog or
    prices-file prices than the one the spans were priced at), ``discount_missing``
@@ -48,6 +50,9 @@ DISCOUNT_FIT = Decimal("0.0002")
 PRICE_MATCH = Decimal("0.005")
 #: service tiers billed at a fixed share of the standard price
 TIER_FACTORS = {"batch": Decimal("0.5"), "flex": Decimal("0.5")}
+#: priced variants of a token type, against the price spans are priced at: Anthropic's
+#: one-hour cache writes cost 2x input, the five-minute ones 1.25x input
+VARIANT_FACTORS = {"1h": Decimal("1.6")}
 INPUT_SIDE = ("input", "cache_read", "cache_write")
 
 #: (provider, model, token type, day) -> USD per token at the catalog / prices file; None
@@ -90,6 +95,8 @@ def explain(rows: Sequence[Row], unit_price: UnitFn, prices: PricesFn) -> None:
         if not r.explanations or r.explanations[-1].kind != "self_hosted":
             _tokens(r, deltas, r.provider in metered)
         _tier(r)
+        _cache_variants(r)
+        _server_tools(r)
     for r in rows:
         _discount_not_billed(r, prices)
         _price_change(r, prices)
@@ -146,7 +153,7 @@ def _unpriced(r: Row) -> None:
 def _tokens(r: Row, deltas: dict[tuple[dt.date, str, str], int], provider_metered: bool) -> None:
     delta = r.token_variance
     m = r.metered
-    if (not delta and r.bill.amount and provider_metered
+    if (not delta and r.bill.amount and provider_metered and r.token_type != REQUESTS
             and not (m.all_tokens or m.cost or r.bill.tokens)):
         # billed, and not one span of this model on this day: no token counts needed
         _add(r, "not_metered", "not metered: no spans of this model on this day (calls from "
@@ -177,6 +184,13 @@ def _tokens(r: Row, deltas: dict[tuple[dt.date, str, str], int], provider_metere
              explains=False)
 
 
+def _helps(r: Row, adjustment: Decimal) -> bool:
+    """Whether moving the expected amount by ``adjustment`` brings it closer to the bill
+    (a cause the spans' prices already account for must not be applied twice)."""
+    a, e = r.bill.amount, r.expected
+    return a is not None and e is not None and abs(a - e - adjustment) < abs(a - e)
+
+
 def _tier(r: Row) -> None:
     b = r.bill
     if r.expected is None or b.amount is None:
@@ -191,13 +205,40 @@ def _tier(r: Row) -> None:
         else:
             continue
         factor = TIER_FACTORS.get(tier)
-        if factor is not None:
+        if factor is not None and _helps(r, share * (factor - 1)):
             _add(r, "tier", f"{tier} tier: billed at x{_percent(factor)} the standard price",
                  share * (factor - 1))
-        elif tier == "priority" and share and billed > share:
+        elif tier == "priority" and share and billed > share and _helps(r, billed - share):
             factor = (billed / share).quantize(Decimal("0.01"))
             _add(r, "tier", f"priority tier: billed at x{_percent(factor)} the standard price",
                  billed - share)
+
+
+def _cache_variants(r: Row) -> None:
+    """One-hour cache writes billed above the five-minute price the spans were priced at."""
+    b = r.bill
+    if r.token_type != "cache_write" or r.expected is None or b.amount is None:
+        return
+    for variant, factor in VARIANT_FACTORS.items():
+        if not b.variant_amounts.get(variant):
+            continue
+        if b.variant_tokens.get(variant) and r.unit is not None:
+            share = b.variant_tokens[variant] * r.unit
+        elif b.variant_amounts[variant] == b.amount:  # every write of the row
+            share = r.expected
+        else:
+            continue
+        if _helps(r, share * (factor - 1)):
+            _add(r, "cache_tokens", f"{variant} cache writes: billed at x{_percent(factor)} the "
+                 "5-minute cache-write price the spans were priced at", share * (factor - 1))
+
+
+def _server_tools(r: Row) -> None:
+    """Per-request charges (web search, code execution): spans carry no price for them."""
+    if r.token_type != REQUESTS or not r.bill.amount or r.metered.cost or r.expected is None:
+        return
+    _add(r, "server_tools", f"{r.display_model or 'server tool'}: billed per request "
+         "(server-side tools); spans carry no price for them", r.bill.amount - r.expected)
 
 
 def _self_hosted(r: Row) -> None:

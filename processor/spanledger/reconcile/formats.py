@@ -10,6 +10,8 @@ Our token types: ``input`` (input billed at the input rate, i.e. without cache
 reads and writes), ``cache_read``, ``cache_write``, ``output`` (reasoning
 included, as every provider bills it) and ``requests`` (per-request charges such
 as web search). A line without a token type covers all of a model's tokens.
+``type:variant`` marks a priced variant of a type, e.g. ``cache_write:1h``
+(Anthropic's one-hour cache writes, billed above the five-minute ones).
 
 Shapes follow the providers' public API references (field names, units, and
 the kind of values they hold); the sample files in
@@ -138,7 +140,7 @@ ANTHROPIC_COST = JsonFormat(
     token_types={"uncached_input_tokens": "input", "output_tokens": "output",
                  "cache_read_input_tokens": "cache_read",
                  "cache_creation.ephemeral_5m_input_tokens": "cache_write",
-                 "cache_creation.ephemeral_1h_input_tokens": "cache_write"},
+                 "cache_creation.ephemeral_1h_input_tokens": "cache_write:1h"},
     tier="service_tier",
     tiers={"standard": "standard", "batch": "batch", "priority": "priority"},
 )
@@ -155,8 +157,8 @@ ANTHROPIC_USAGE = JsonFormat(
     model="model",
     tokens={"input": ((1, "uncached_input_tokens"),),
             "cache_read": ((1, "cache_read_input_tokens"),),
-            "cache_write": ((1, "cache_creation.ephemeral_5m_input_tokens"),
-                            (1, "cache_creation.ephemeral_1h_input_tokens")),
+            "cache_write": ((1, "cache_creation.ephemeral_5m_input_tokens"),),
+            "cache_write:1h": ((1, "cache_creation.ephemeral_1h_input_tokens"),),
             "output": ((1, "output_tokens"),)},
     requests="server_tool_use.web_search_requests",
     tier="service_tier",

@@ -43,6 +43,8 @@ class BillLine:
     amount: Decimal | None = None
     tokens: int | None = None
     requests: int | None = None
+    #: a priced variant of the token type ("1h": Anthropic's one-hour cache writes)
+    variant: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +195,11 @@ def _json_line(f: fm.JsonFormat, day: dt.date, r: Located, file: str) -> BillLin
             model = model or str(_get(r, "cost_type") or "")
         else:
             token_type = f.token_types.get(str(raw), fm.ALL)
+    token_type, _, variant = token_type.partition(":")
     if not model and f.kind == "cost" and token_type != fm.REQUESTS:
         raise ExportError(file, r.line, f.model or "model", "no model: request the report "
                           "grouped by description (model and token type per amount)")
-    return BillLine(source, day, f.provider, model, token_type, tier, amount)
+    return BillLine(source, day, f.provider, model, token_type, tier, amount, variant=variant)
 
 
 def read_json(doc: Any, file: str, f: fm.JsonFormat) -> list[BillLine]:
@@ -213,12 +216,13 @@ def read_json(doc: Any, file: str, f: fm.JsonFormat) -> list[BillLine]:
         if not line.model:
             raise ExportError(file, r.line, f.model, "no model: request the usage grouped by "
                               "model")
-        for token_type, terms in f.tokens.items():
+        for typed, terms in f.tokens.items():
             count = sum(sign * _count(_get(r, path), file, r.line, path) for sign, path in terms)
             if count < 0:
-                raise ExportError(file, r.line, token_type, f"negative token count {count}")
+                raise ExportError(file, r.line, typed, f"negative token count {count}")
+            token_type, _, variant = typed.partition(":")
             lines.append(BillLine(line.source, day, line.provider, line.model, token_type,
-                                  line.tier, tokens=count))
+                                  line.tier, tokens=count, variant=variant))
         if f.requests is not None:
             count = _count(_get(r, f.requests), file, r.line, f.requests)
             if count:
@@ -352,8 +356,9 @@ def read_export(path: str | Path) -> Export:
 
 
 def read_exports(paths: Sequence[str | Path]) -> list[Export]:
-    """Every file; the same export twice, or two of one kind covering the same provider day,
-    is refused (it would be counted twice)."""
+    """Every file; the same file twice, or two API reports of one kind covering the same
+    provider day, is refused (it would be counted twice). FOCUS files are exported in
+    parts that may share days, so only an identical FOCUS file is refused."""
     exports = [read_export(p) for p in paths]
     seen: dict[str, str] = {}
     for e in exports:
@@ -362,6 +367,8 @@ def read_exports(paths: Sequence[str | Path]) -> list[Export]:
         seen[e.digest] = e.file
     covered: dict[tuple[str, str, dt.date], str] = {}
     for e in exports:
+        if e.format == "focus":  # cloud exports come in parts that share days
+            continue
         for ln in e.lines:
             key = (ln.provider, e.kind, ln.day)
             other = covered.setdefault(key, e.file)

@@ -45,6 +45,7 @@ CAUSES: dict[str, str] = {
     "price_change": "price change",
     "tier": "batch / flex / priority tier",
     "cache_tokens": "cache tokens",
+    "server_tools": "server-side tools (per request)",
     "reasoning_tokens": "reasoning tokens",
     "self_hosted": "self-hosted (not on this bill)",
     "unexplained": "(unexplained)",
