@@ -269,3 +269,14 @@ def test_example_files_load() -> None:
     assert load_hybrid(folder / "hybrid.example.yaml").rule("staging").model == "showback"
     pools = load_gpu_costs(folder / "gpu-costs.example.yaml").pools
     assert [p.name for p in pools] == ["llama-70b", "embeddings"]
+
+
+def test_gpu_pool_with_hybrid_counts_the_llama_calls_once(tmp_path: Path) -> None:
+    url = load_store(tmp_path / "store", october_spans() + _llama())
+    gpu = _write(tmp_path, "gpu.yaml", GPU)
+    plan = _write(tmp_path, "hybrid.yaml", HYBRID)
+    doc = spend(url, "2026-10", "--model", "hybrid", "--hybrid", plan, "--gpu-costs", gpu)
+    contracts = by_team(doc)["contracts"]  # prod llama calls: GPU share only, no markup on 0.004s
+    assert (D(contracts["charged_cost"]), D(contracts["markup"])) == (D(0), D(0))
+    assert D(contracts["charge"]) == D("2.30") * 2 * 24 * 31 * 3 / 4
+    assert_rows_sum_to_total(doc)

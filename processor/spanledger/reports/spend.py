@@ -169,15 +169,15 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
     opts.validate()
     if opts.snapshot is not None and snapshot is None:
         raise ValueError("spend_report: --snapshot-prices needs the re-priced calls")
-    environments = None
-    if opts.model == "hybrid":
-        rows, environments = steps.by_environment(rows, opts.dims)
     gpu_shares = None
-    if opts.gpu is not None:
+    if opts.gpu is not None:  # first: GPU-served calls carry no per-token cost in any model
         if gpu_usage is None:
             raise ValueError("spend_report: --gpu-costs needs the calls per model")
         rows = steps.without_gpu_models(rows, opts.gpu)
         gpu_shares = allocate_gpu(opts.gpu, gpu_usage, opts.period, len(opts.dims))
+    environments = None
+    if opts.model == "hybrid":
+        rows, environments = steps.by_environment(rows, opts.dims)
     groups = cb.group_spend(rows, snapshot if opts.snapshot is not None else None)
     if opts.budgets is not None:  # --model budget (validated)
         groups = steps.with_budget_groups(groups, opts.budgets, opts.snapshot is not None)
