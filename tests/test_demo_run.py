@@ -8,6 +8,7 @@ numbers in collector-config/demo-prices.yaml and from genai_prices directly.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -193,6 +194,30 @@ def test_report_afterwards_in_the_same_folder_reads_the_demo(demo: DemoRun) -> N
     assert run.code == 0, run.stderr
     for team in ("support", "search", "sales", "ml-platform"):
         assert team in run.stdout
+
+
+def test_month_end_close_finds_exactly_the_injected_differences(demo: DemoRun) -> None:
+    out = demo.run.stdout
+    assert "== Month-end close" in out, out[-2000:]
+    section = out[out.index("== Month-end close"):out.index("Demo data:")]
+    causes = {m.group(1) for m in re.finditer(
+        r"^(?:openai|anthropic)\s+(.+?)\s{2,}-?[\d,.]+\s+-?[\d.]+%$", section, re.MULTILINE)}
+    assert causes == {"calls not metered (services without spanledger)", "unpriced model",
+                      "self-hosted (not on this bill)", "discount missing from the overrides",
+                      "(unexplained)", "rounding (within the bill's precision)"}
+    assert "the bill ties out" in section
+    bills = sorted((demo.folder / "spanledger-demo-bills").glob("*.json"))
+    assert [b.name for b in bills] == ["anthropic-cost-report.json",
+                                       "anthropic-usage-report.json", "openai-costs.json",
+                                       "openai-usage-completions.json"]
+    prices = str(data_dir("collector-config") / "demo-prices.yaml")
+    run = spanledger(demo.folder, "reconcile", *map(str, bills), "--prices", prices,
+                     "--format", "json")
+    assert run.code == 0, run.stderr
+    rows = json.loads(run.stdout)["rows"]
+    assert all(Decimal(r["unexplained"]) == 0 for r in rows if r["unexplained"] is not None)
+    legacy = [r for r in rows if r["reason"].startswith("not metered")]
+    assert legacy and {r["model"] for r in legacy} == {"gpt-4o-mini-2024-07-18"}
 
 
 def test_second_run_refuses_without_reset(demo: DemoRun) -> None:

@@ -30,8 +30,9 @@ BASE_MODULES = ("semconv", "yamlconf", "resources", "errors")
 
 #: layer -> the layers it may import (its own layer is always allowed). Bottom to top:
 #: base < pricing < processor < api (the package root's public names);
-#: base < store < collector; reports over store and pricing; demo drives the
-#: collector, the public API and the reports; cli sits on top of everything.
+#: base < store < collector; reports over store and pricing; reconcile over the
+#: reports (bills against the metered calls); demo drives the collector, the public
+#: API, the reports and reconcile; cli sits on top of everything.
 ALLOWED: dict[str, frozenset[str]] = {
     "base": frozenset(),
     "pricing": frozenset({"base"}),
@@ -40,8 +41,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "store": frozenset({"base"}),
     "collector": frozenset({"base", "pricing", "store"}),
     "reports": frozenset({"base", "pricing", "store"}),
-    "demo": frozenset({"base", "api", "store", "collector", "reports"}),
-    "cli": frozenset({"base", "pricing", "store", "collector", "reports", "demo"}),
+    "reconcile": frozenset({"base", "pricing", "store", "reports"}),
+    "demo": frozenset({"base", "api", "store", "collector", "reports", "reconcile"}),
+    "cli": frozenset({"base", "pricing", "store", "collector", "reports", "reconcile", "demo"}),
 }
 
 

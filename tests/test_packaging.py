@@ -41,6 +41,10 @@ def test_wheel_carries_every_migration_and_config(wheel: Path) -> None:
         assert f"spanledger/_data/clickhouse/{sql.name}" in names
     for cfg in (REPO / "collector-config").glob("*.yaml"):
         assert f"spanledger/_data/collector-config/{cfg.name}" in names
+    samples = sorted((REPO / "collector-config" / "reconcile-samples").iterdir())
+    assert len(samples) == 7
+    for sample in samples:  # the reconcile sample exports ship like the example configs
+        assert f"spanledger/_data/collector-config/reconcile-samples/{sample.name}" in names
     entry_points = (
         zipfile.ZipFile(wheel).read("spanledger-0.1.0.dist-info/entry_points.txt").decode()
     )

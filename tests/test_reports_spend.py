@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from support.reports import load_store, october_spans, run_cli
+from support.reports import assert_rows_sum_to_total, load_store, october_spans, run_cli
 
 D = Decimal
 
@@ -35,13 +35,6 @@ def spend_json(url: str, *extra: str) -> dict[str, Any]:
 
 def rows_by(doc: dict[str, Any], key: str = "team") -> dict[str, dict[str, Any]]:
     return {r[key]: r for r in doc["rows"]}
-
-
-def assert_rows_sum_to_total(doc: dict[str, Any]) -> None:
-    for col in doc["columns"]:
-        if col["kind"] == "money" and doc["total"].get(col["key"]) is not None:
-            rows = [D(r[col["key"]]) for r in doc["rows"] if r.get(col["key"]) is not None]
-            assert sum(rows, D(0)) == D(doc["total"][col["key"]]), col["key"]
 
 
 def test_showback_by_team(url: str) -> None:
@@ -305,32 +298,6 @@ def test_snapshot_prices_keep_charges_stable_and_report_difference(
     doc = spend_json(url, "--snapshot-prices", "2026-10-20")
     assert D(rows_by(doc)["beta"]["snapshot_diff"]) == 0
     assert D(rows_by(doc)["alpha"]["snapshot_cost"]) == D("1.35")  # 1M x 0.50 + 0.5M x 1.00 + 0.35
-
-
-def test_focus_export(url: str) -> None:
-    code, out, err = run_cli(["report", "spend", "--url", url, "--period", "2026-10",
-                              "--format", "focus"])
-    assert code == 0, err
-    rows = list(csv.DictReader(io.StringIO(out)))
-    assert {r["ServiceCategory"] for r in rows} == {"AI and Machine Learning"}
-    assert {r["ConsumedUnit"] for r in rows} == {"1000 Tokens"}
-    priced = [r for r in rows if r["x_CostStatus"] == "priced"]
-    assert sum(D(r["BilledCost"]) for r in priced) == D("16.00")
-    assert all(r["BilledCost"] == r["EffectiveCost"] for r in rows)
-    c2 = next(r for r in rows if r["ChargePeriodStart"] == "2026-10-03T00:00:00Z")
-    assert c2["ChargePeriodEnd"] == "2026-10-04T00:00:00Z"
-    assert json.loads(c2["Tags"]) == {"team": "support", "feature": "chat",
-                                      "environment": "prod", "service": "svc"}
-    assert D(c2["ConsumedQuantity"]) == D("12.5") and c2["x_Calls"] == "5"
-    assert c2["BillingPeriodStart"] == "2026-10-01T00:00:00Z"
-    assert c2["BillingPeriodEnd"] == "2026-11-01T00:00:00Z"
-    unpriced = [r for r in rows if r["x_CostStatus"] == "unpriced"]
-    assert len(unpriced) == 1 and unpriced[0]["BilledCost"] == ""  # blank, never $0
-    assert unpriced[0]["ResourceName"] == "mystery-1" and D(unpriced[0]["ConsumedQuantity"]) == D(
-        "0.77")
-    code, _, err = run_cli(["report", "spend", "--url", url, "--format", "focus",
-                            "--model", "cost-plus"])
-    assert code == 2 and "--model do not apply" in err
 
 
 def test_snapshot_reprices_each_call_not_the_summed_tokens(tmp_path: Path) -> None:

@@ -214,3 +214,36 @@ def test_spend_report_runs_the_steps_in_order() -> None:
 def test_spend_report_needs_the_repriced_calls_for_a_snapshot() -> None:
     with pytest.raises(ValueError, match="needs the re-priced calls"):
         spend_report([], SpendOptions(OCTOBER, snapshot=dt.date(2026, 10, 1)))
+
+
+def _row(group: tuple[str, ...], model: str, cost: str, status: str = "priced",
+         tokens: int = 100) -> SpendRow:
+    return SpendRow(group, "openai", model, status, 1, 0, tokens, 0, 0, 0, 0, D(cost))
+
+
+def test_by_environment_splits_cost_and_drops_the_environment_from_the_group() -> None:
+    rows = [_row(("a", "prod"), "gpt-4o", "2"), _row(("a", "dev"), "gpt-4o", "1"),
+            _row(("a", "dev"), "mystery", "0", status="unpriced")]
+    keyed, envs = steps.by_environment(rows, ("team",))
+    assert {r.group for r in keyed} == {("a",)}
+    assert envs == {("a",): {"prod": D(2), "dev": D(1)}}
+
+
+def test_gpu_served_models_lose_their_per_token_cost_but_keep_their_tokens() -> None:
+    from spanledger.reports.gpu_costs import GpuCosts, Pool
+
+    gpu = GpuCosts("g.yaml", (Pool("p", "L4", 1, None, None, D(100), ("llama-*",), "tokens"),))
+    rows = steps.without_gpu_models([_row(("a",), "llama-3", "5", status="unpriced", tokens=7),
+                                     _row(("a",), "gpt-4o", "2")], gpu)
+    assert [(r.model, r.status, r.cost, r.input_tokens) for r in rows] == [
+        ("llama-3", "priced", D(0), 7), ("gpt-4o", "priced", D(2), 100)]
+
+
+def test_fixed_step_charges_the_price_and_shows_the_margin() -> None:
+    from spanledger.reports.fixed_prices import FixedPrices
+
+    t = table()
+    steps.add_fixed(t, FixedPrices("f.yaml", ("team",), {("support",): D(10)}, "zero"), OCTOBER)
+    assert t.charges == [D(0), D(10), D(0)]
+    assert column(t, "margin") == [D("-1.80"), D(-4), D("-0.20")]
+    assert column(t, "fixed_price") == [None, D(10), None]

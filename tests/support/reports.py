@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,14 @@ def october_spans() -> list[dict[str, Any]]:
                  feature="rag", input_tokens=1, output_tokens=1, cost="99"),
     ]
     return s
+
+
+def assert_rows_sum_to_total(doc: dict[str, Any]) -> None:
+    """Every money column of a report's JSON: the rows add up to the TOTAL, exactly."""
+    for col in doc["columns"]:
+        if col["kind"] == "money" and doc["total"].get(col["key"]) is not None:
+            rows = [Decimal(r[col["key"]]) for r in doc["rows"] if r.get(col["key"]) is not None]
+            assert sum(rows, Decimal(0)) == Decimal(doc["total"][col["key"]]), col["key"]
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:

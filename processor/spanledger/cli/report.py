@@ -1,4 +1,4 @@
-"""``spanledger report spend|traces|html``: showback, chargeback and agent-run reports.
+"""``spanledger report spend|traces|gpu|html``: showback, chargeback, agent runs, GPU pools.
 
 Flags are validated before the store is opened, so a typo costs nothing and
 is reported as one line with exit code 2. The store is opened read-only: a
@@ -31,22 +31,33 @@ SPEND_EPILOG = f"""\
 models:
   showback      actual cost (or the snapshot cost with --snapshot-prices)
   proportional  --invoice-total split by token volume = input tokens (incl. cached)
-                + output tokens of every call, priced or not; sums to the invoice
-                to the cent (largest remainder)
+                + output tokens of every call, priced or not; or --invoice FILE (a
+                provider's cost export): each provider/model line split by the
+                volume of the groups that used that model; sums to the invoice to
+                the cent (largest remainder)
   cost-plus     cost x (1 + --markup); markup defaults to {DEFAULT_MARKUP}
   budget        charge against monthly budgets per group (--budgets FILE), with the
                 50/80/100% alert and the hard stop (default 120%) reached at >=,
                 and a month-end projection by linear run-rate over elapsed days
-shared costs (--shared-costs FILE) are prorated by each group's share of charge.
+  fixed         a fixed monthly price per group (--fixed-prices FILE); the
+                difference to actual cost is the platform margin
+  hybrid        a rule per deployment environment (--hybrid FILE): showback
+                (shown, not charged), chargeback, or cost-plus
+GPU pools (--gpu-costs FILE) add each group's share of the GPUs that serve
+self-hosted models (by tokens or span-seconds) to its charge; those calls carry
+no per-token cost then. Shared costs (--shared-costs FILE) are prorated by each
+group's share of charge.
 Empty attribution is the row "{UNATTRIBUTED}"; unpriced calls are counted, never $0.
 dimensions for --by: {", ".join(DIMENSIONS)}
 formats: table (cents, rows add up to TOTAL), csv (full precision, header row,
-no TOTAL row), json (money as exact decimal strings), focus (FinOps FOCUS CSV:
-actual cost per day at full detail; --by and the chargeback flags do not apply)
+no TOTAL row), json (money as exact decimal strings), focus (FinOps FOCUS 1.3 CSV:
+actual cost per day and token type at full detail, list cost before discounts;
+unpriced calls left out and counted on stderr; --by and the chargeback flags do not
+apply)
 """
 
 
-def _decimal(flag: str) -> Callable[[str], Decimal]:
+def decimal_arg(flag: str) -> Callable[[str], Decimal]:
     def parse(text: str) -> Decimal:
         t = text.strip()
         percent = t.endswith("%")
@@ -60,16 +71,17 @@ def _decimal(flag: str) -> Callable[[str], Decimal]:
     return parse
 
 
-def _period_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("period (default: the current month, UTC)")
+def period_flags(p: argparse.ArgumentParser,
+                 default: str = "the current month, UTC") -> None:
+    g = p.add_argument_group(f"period (default: {default})")
     g.add_argument("--period", metavar="YYYY-MM", help="a calendar month")
     g.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (inclusive)")
     g.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (inclusive)")
 
 
-def _common_flags(p: argparse.ArgumentParser, formats: tuple[str, ...] | None = FORMATS) -> None:
+def common_flags(p: argparse.ArgumentParser, formats: tuple[str, ...] | None = FORMATS) -> None:
     """Period, environment, format, store and output flags every report takes."""
-    _period_flags(p)
+    period_flags(p)
     p.add_argument("--env", help="only this deployment environment (e.g. prod)")
     if formats:
         p.add_argument("--format", default="table", help=f"{' | '.join(formats)} (default table)")
@@ -85,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     spend = sub.add_parser(
         "spend", help="showback / chargeback by team, feature, customer, ...",
         epilog=SPEND_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common_flags(spend, (*FORMATS, "focus"))
+    common_flags(spend, (*FORMATS, "focus"))
     spend.add_argument("--by", help="comma-separated group dimensions "
                        f"(default team): {','.join(DIMENSIONS)}")
     spend.add_argument("--model", default="showback",
@@ -94,8 +106,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                        help=f"cost-plus markup, 0.15 or 15%% (default {DEFAULT_MARKUP})")
     spend.add_argument("--invoice-total", metavar="AMOUNT",
                        help="USD invoice to split (proportional)")
+    spend.add_argument("--invoice", metavar="FILE", action="append",
+                       help="provider cost export to split line by line (proportional; "
+                            "repeat for several providers)")
     spend.add_argument("--shared-costs", metavar="FILE", help="shared platform costs YAML")
     spend.add_argument("--budgets", metavar="FILE", help="monthly budgets YAML (--model budget)")
+    spend.add_argument("--fixed-prices", metavar="FILE",
+                       help="fixed monthly prices YAML (--model fixed)")
+    spend.add_argument("--hybrid", metavar="FILE",
+                       help="per-environment rules YAML (--model hybrid)")
+    spend.add_argument("--gpu-costs", metavar="FILE",
+                       help="GPU pools of self-hosted models YAML, shared out by use")
     spend.add_argument("--snapshot-prices", metavar="YYYY-MM-DD",
                        help="charge at the prices in force on this date; actual shown beside")
     spend.add_argument("--prices", metavar="FILE",
@@ -106,13 +127,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     spend.set_defaults(func=run_spend)
 
     traces = sub.add_parser("traces", help="most expensive agent runs and their amplification")
-    _common_flags(traces)
+    common_flags(traces)
     traces.add_argument("--top", type=int, default=10, help="how many runs (default 10)")
     traces.add_argument("--feature", help=f"only this feature ({UNATTRIBUTED!r} for untagged)")
     traces.set_defaults(func=run_traces)
 
+    gpu = sub.add_parser("gpu", help="GPU pools of self-hosted models, shared out by use")
+    common_flags(gpu)
+    gpu.add_argument("--gpu-costs", metavar="FILE", required=True, help="GPU pools YAML")
+    gpu.add_argument("--by", help="comma-separated group dimensions (default team)")
+    gpu.set_defaults(func=run_gpu)
+
     html = sub.add_parser("html", help="one self-contained HTML report with charts")
-    _common_flags(html, formats=None)
+    common_flags(html, formats=None)
     html.add_argument("--budgets", metavar="FILE", help="budgets YAML for the budget-burn chart")
     html.add_argument("--by", default=None,
                       help="dimensions the budgets file is keyed by (default: the file's own)")
@@ -124,7 +151,7 @@ def _period(args: argparse.Namespace) -> Period:
     return resolve_period(args.period, args.date_from, args.date_to)
 
 
-def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> None:
+def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> None:
     if fmt not in allowed:
         raise UsageError(
             f"--format: unknown format {fmt!r} (expected one of: {', '.join(allowed)})")
@@ -136,7 +163,9 @@ def _run_focus(args: argparse.Namespace) -> int:
 
     ignored = [flag for flag, value in (
         ("--by", args.by), ("--markup", args.markup), ("--invoice-total", args.invoice_total),
-        ("--shared-costs", args.shared_costs), ("--budgets", args.budgets),
+        ("--invoice", args.invoice), ("--shared-costs", args.shared_costs),
+        ("--budgets", args.budgets), ("--fixed-prices", args.fixed_prices),
+        ("--hybrid", args.hybrid), ("--gpu-costs", args.gpu_costs),
         ("--snapshot-prices", args.snapshot_prices), ("--as-of", args.as_of)) if value]
     if args.model != "showback":
         ignored.insert(0, "--model")
@@ -144,12 +173,14 @@ def _run_focus(args: argparse.Namespace) -> int:
         raise UsageError(f"--format focus exports actual cost per day at full detail; "
                          f"{', '.join(ignored)} do not apply")
     period = _period(args)
-    report = _with_store(args.url, lambda s: build_focus_report(s, period, args.env))
-    _emit(render(report, "csv"), args.output)
+    report = with_store(args.url, lambda s: build_focus_report(s, period, args.env))
+    emit(render(report, "csv"), args.output)
+    for note in report.notes:  # a CSV has no room for them: what was left out, and why
+        print(f"spanledger report spend: note: {note}", file=sys.stderr)
     return 0
 
 
-def _with_store(url: str | None, work: Callable[[Store], T]) -> T:
+def with_store(url: str | None, work: Callable[[Store], T]) -> T:
     """Run ``work`` on the store, read-only; store errors go to cli.main (one line, exit 1/2)."""
     from spanledger.store import open_store
 
@@ -157,7 +188,7 @@ def _with_store(url: str | None, work: Callable[[Store], T]) -> T:
         return work(store)
 
 
-def _emit(text: str, output: str | None) -> None:
+def emit(text: str, output: str | None) -> None:
     if output:
         try:
             Path(output).write_text(text, encoding="utf-8")
@@ -170,17 +201,20 @@ def _emit(text: str, output: str | None) -> None:
 
 def run_spend(args: argparse.Namespace) -> int:
     from spanledger.reports.budgets import load_budgets
+    from spanledger.reports.fixed_prices import load_fixed_prices
+    from spanledger.reports.gpu_costs import load_gpu_costs
+    from spanledger.reports.hybrid import load_hybrid
     from spanledger.reports.shared_costs import load_shared_costs
     from spanledger.reports.spend import SpendOptions, build_spend_report
 
-    _check_format(args.format, (*FORMATS, "focus"))
+    check_format(args.format, (*FORMATS, "focus"))
     if args.format == "focus":
         return _run_focus(args)
     dims = parse_dimensions(args.by)
     opts = SpendOptions(
         period=_period(args), dims=dims, model=args.model,
-        markup=_decimal("--markup")(args.markup) if args.markup is not None else None,
-        invoice_total=(_decimal("--invoice-total")(args.invoice_total)
+        markup=decimal_arg("--markup")(args.markup) if args.markup is not None else None,
+        invoice_total=(decimal_arg("--invoice-total")(args.invoice_total)
                        if args.invoice_total is not None else None),
         snapshot=(parse_date(args.snapshot_prices, "--snapshot-prices")
                   if args.snapshot_prices else None),
@@ -188,21 +222,46 @@ def run_spend(args: argparse.Namespace) -> int:
         env=args.env,
         today=parse_date(args.as_of, "--as-of") if args.as_of else None,
     )
-    opts.validate(budgets_given=bool(args.budgets))  # flags first, before reading any file
+    # flags first, before reading any file
+    opts.validate({"budgets": bool(args.budgets), "fixed": bool(args.fixed_prices),
+                   "hybrid": bool(args.hybrid), "gpu": bool(args.gpu_costs),
+                   "invoice": bool(args.invoice)})
+    invoice = None
+    if args.invoice:
+        from spanledger.reconcile.invoice import invoice_lines
+
+        invoice = invoice_lines(args.invoice, opts.period)
     opts = dataclasses.replace(
         opts,
         shared=load_shared_costs(args.shared_costs) if args.shared_costs else None,
         budgets=load_budgets(args.budgets, dims) if args.budgets else None,
+        fixed=load_fixed_prices(args.fixed_prices, dims) if args.fixed_prices else None,
+        hybrid=load_hybrid(args.hybrid) if args.hybrid else None,
+        gpu=load_gpu_costs(args.gpu_costs) if args.gpu_costs else None,
+        invoice=invoice,
     )
-    report = _with_store(args.url, lambda s: build_spend_report(s, opts))
-    _emit(render(report, args.format), args.output)
+    report = with_store(args.url, lambda s: build_spend_report(s, opts))
+    emit(render(report, args.format), args.output)
+    return 0
+
+
+def run_gpu(args: argparse.Namespace) -> int:
+    from spanledger.reports.gpu import build_gpu_report
+    from spanledger.reports.gpu_costs import load_gpu_costs
+
+    check_format(args.format)
+    dims = parse_dimensions(args.by)
+    period = _period(args)
+    costs = load_gpu_costs(args.gpu_costs)
+    report = with_store(args.url, lambda s: build_gpu_report(s, costs, period, dims, args.env))
+    emit(render(report, args.format), args.output)
     return 0
 
 
 def run_traces(args: argparse.Namespace) -> int:
     from spanledger.reports.traces import build_traces_report
 
-    _check_format(args.format)
+    check_format(args.format)
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     period = _period(args)
@@ -213,8 +272,8 @@ def run_traces(args: argparse.Namespace) -> int:
     def work(store: Store) -> Report:
         return build_traces_report(store, period, args.top, feature, args.env)
 
-    report = _with_store(args.url, work)
-    _emit(render(report, args.format), args.output)
+    report = with_store(args.url, work)
+    emit(render(report, args.format), args.output)
     return 0
 
 
@@ -231,7 +290,7 @@ def run_html(args: argparse.Namespace) -> int:
     elif args.by:
         raise UsageError("--by applies with --budgets only")
     output = Path(args.output or f"spanledger-report-{period.label.replace('..', '_')}.html")
-    path = _with_store(args.url, lambda s: write_html_report(
+    path = with_store(args.url, lambda s: write_html_report(
         s, output, period, budgets=budgets, env=args.env, top=args.top))
     print(path)
     return 0

@@ -14,6 +14,10 @@ Order of work, and why:
 4. Stop the collector once the workers have exited (this writes what is
    left in its spool and closes the store), then read the store like a user would:
    spend by team, by feature, top traces, and the HTML report.
+5. Month-end close: write the bills OpenAI and Anthropic would send for what the
+   services sent them (:mod:`.provider_bills`, with a service without spanledger,
+   a discount missing from the prices file and an unpriced fine-tune on them),
+   and reconcile them with the store.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from spanledger.demo.progress import Counts, ProgressLine
+from spanledger.demo.provider_bills import DEMO_TERMS, Usage, plan_usages, with_legacy_service
+from spanledger.demo.provider_bills import write_exports as write_bills
 from spanledger.demo.scenario import MIN_CALLS, build_plan
 from spanledger.demo.worker import COUNTERS, WorkerSpec, run_worker
 from spanledger.errors import UsageError
@@ -71,6 +77,10 @@ class DemoResult:
     first_day: dt.date
     last_day: dt.date
     notes: list[str] = field(default_factory=list)
+    #: the provider exports the demo wrote for its period, and how reconciling them went
+    bills: list[Path] = field(default_factory=list)
+    #: billed, metered and unexplained USD of the reconciliation, and its exit code
+    reconcile: dict[str, Any] = field(default_factory=dict)
 
     @property
     def calls_per_s(self) -> float:
@@ -113,6 +123,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
     traces = len(plans)
     first_day = dt.datetime.fromtimestamp(min(p.start_ns for p in plans) / 1e9, dt.UTC).date()
     last_day = dt.datetime.fromtimestamp(anchor_ns / 1e9, dt.UTC).date()
+    usages = plan_usages(plans)  # what the provider saw: its bills are written after the run
     del plans  # each worker rebuilds the same plan; only the totals are needed here
 
     err.write(f"spanledger demo: {planned_calls:,} calls over {opts.days} days into "
@@ -144,7 +155,7 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
     failed = _sum(counters, "export_failures")
     if failed:
         result.notes.append(f"{failed:,} spans failed to export")
-    _report(result, opts, out, err)
+    _report(result, opts, usages, out, err)
     return result
 
 
@@ -247,8 +258,9 @@ def _sum(counters: Any, name: str) -> int:
     return int(sum(counters[slot::step]))
 
 
-def _report(result: DemoResult, opts: DemoOptions, out: TextIO, err: TextIO) -> None:
-    """Print the reports a user would ask for first, and write the HTML report."""
+def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: TextIO,
+            err: TextIO) -> None:
+    """Print the reports a user would ask for first, write the HTML report, close the month."""
     from spanledger.reports.formats import render
     from spanledger.reports.html import write_html_report
     from spanledger.reports.period import Period
@@ -269,11 +281,14 @@ def _report(result: DemoResult, opts: DemoOptions, out: TextIO, err: TextIO) -> 
         log.debug("reports printed")
         result.html = write_html_report(store, html, period, top=10)
         log.debug("HTML report written")
+        _close_month(result, store, usages, html.parent / "spanledger-demo-bills", opts, out)
     finally:
         store.close()
     rng = f"--from {result.first_day.isoformat()} --to {result.last_day.isoformat()}"
     # never echo a password: a server URL is shown without it
     url_flag = "" if opts.url is None else f" --url {parse_url(result.url).redacted()}"
+    bills = (f"\n      spanledger reconcile {result.bills[0].parent}/*.json{url_flag} "
+             f"--prices {demo_prices_file()} --summary") if result.bills else ""
     out.write(
         f"\nDemo data: {result.calls:,} calls in {result.traces:,} traces, "
         f"{result.spans_exported:,} spans exported, "
@@ -281,7 +296,23 @@ def _report(result: DemoResult, opts: DemoOptions, out: TextIO, err: TextIO) -> 
         f"(services: {result.calls_per_s:,.0f} calls/s).\n"
         f"HTML report: {result.html}\n"
         f"Next: spanledger report spend --by feature {rng}{url_flag}\n"
-        f"      spanledger report traces {rng}{url_flag}\n")
+        f"      spanledger report traces {rng}{url_flag}{bills}\n")
     for note in result.notes:
         err.write(f"spanledger demo: warning: {note}\n")
 
+
+def _close_month(result: DemoResult, store: Any, usages: list[Usage], folder: Path,
+                 opts: DemoOptions, out: TextIO) -> None:
+    """Write the providers' exports for the demo's period and reconcile them with the store."""
+    from spanledger.reconcile.report import ReconcileOptions, reconcile, summary_report
+    from spanledger.reports.formats import render
+
+    result.bills = write_bills(folder, with_legacy_service(usages), DEMO_TERMS)
+    res = reconcile(store, ReconcileOptions(tuple(map(str, result.bills)),
+                                            prices=str(demo_prices_file())))
+    result.reconcile = {"billed": res.billed, "metered": res.metered,
+                        "unexplained": res.unexplained, "exit_code": res.exit_code}
+    log.debug("reconciled the provider bills")
+    if opts.show_reports:
+        out.write(f"\n== Month-end close: the providers' bills vs metered "
+                  f"(bills written to {folder}) ==\n{render(summary_report(res), 'table')}")

@@ -29,6 +29,10 @@ from spanledger.reports.queries import CallUsageRow, SpendRow
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 UNATTRIBUTED = "(unattributed)"
+#: the row of invoice lines no group used (calls from services without spanledger)
+NOT_METERED = "(not metered)"
+#: the row of GPU pool costs no call used in the period
+IDLE_GPU = "(idle GPU)"
 #: alert levels below the hard stop: FinOps practice alerts at 50/80/100 % of a budget
 #: and stops hard around 120 % (DEFAULT_HARD_STOP, configurable per budget)
 ALERT_PERCENTS: tuple[Decimal, ...] = (Decimal(50), Decimal(80), Decimal(100))
@@ -193,6 +197,97 @@ def proportional(groups: Sequence[GroupSpend], invoice_total: Decimal) -> list[D
     None when there is no token volume to split by (the invoice stays unallocated).
     """
     return allocate(invoice_total, [g.tokens for g in groups], invoice_quantum(invoice_total))
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLines:
+    """An invoice as provider/model lines (``report spend --invoice FILE``).
+
+    Keys are (provider, model) as :mod:`~spanledger.reports.model_keys` names them,
+    so the bill's ``gpt-4o-2024-08-06`` line meets the spans' ``gpt-4o``.
+    """
+
+    lines: Mapping[tuple[str, str], Decimal]
+    files: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.lines.values(), ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class LineSplit:
+    """One invoice line and what each group is charged of it."""
+
+    key: tuple[str, str]
+    amount: Decimal
+    parts: list[Decimal]
+    #: no group used this line: the amount goes to the NOT_METERED row
+    unallocated: bool
+
+
+def proportional_by_line(volumes: Mapping[tuple[str, str], Sequence[int]],
+                         invoice: InvoiceLines, n_groups: int,
+                         placeholder: int | None) -> tuple[list[Decimal], list[LineSplit]]:
+    """Each invoice line split by the groups' token volume on THAT line, to the cent.
+
+    The invoice total is rounded to cents first, its lines are rounded to sum to
+    it (largest remainder), then each line is split among the groups that used
+    its provider/model (largest remainder again): a team that only called the
+    cheap model pays no part of the expensive model's line. A line no group used
+    goes to the ``placeholder`` row. The charges sum to the rounded invoice total.
+    """
+    keys = sorted(invoice.lines)
+    total = invoice.total.quantize(CENT, rounding=decimal.ROUND_HALF_EVEN)
+    amounts = largest_remainder([invoice.lines[k] for k in keys], total, CENT)
+    charges = [ZERO] * n_groups
+    splits = []
+    for key, amount in zip(keys, amounts, strict=True):
+        weights = volumes.get(key, ())
+        parts = allocate(amount, weights, CENT) if any(weights) else None
+        if parts is None:
+            if placeholder is None:
+                raise ValueError(f"invoice line {key} has no volume and no row to go to")
+            parts = [ZERO] * n_groups
+            parts[placeholder] = amount
+        for i, part in enumerate(parts):
+            charges[i] += part
+        splits.append(LineSplit(key, amount, parts, not any(weights)))
+    return charges, splits
+
+
+def fixed(groups: Sequence[GroupSpend], prices: Mapping[tuple[str, ...], Decimal],
+          unlisted_actual: bool) -> list[Decimal]:
+    """Charge = the group's fixed price for the period; unlisted groups: actual cost or zero."""
+    return [prices.get(g.group, g.basis if unlisted_actual else ZERO) for g in groups]
+
+
+@dataclass(frozen=True, slots=True)
+class HybridCharge:
+    """One group's spend under per-environment rules: shown only, charged, and the markup."""
+
+    shown: Decimal
+    charged: Decimal
+    markup: Decimal
+
+    @property
+    def charge(self) -> Decimal:
+        return self.charged + self.markup
+
+
+def hybrid(env_costs: Mapping[str, Decimal],
+           rule: Callable[[str], tuple[str, Decimal]]) -> HybridCharge:
+    """``rule(environment)`` -> (showback | chargeback | cost-plus, markup); exact at 1e-12 USD."""
+    shown = charged = markup = ZERO
+    for env, cost in env_costs.items():
+        model, rate = rule(env)
+        if model == "showback":
+            shown += cost
+            continue
+        charged += cost
+        if model == "cost-plus":
+            markup += usd(cost * (1 + rate)) - cost
+    return HybridCharge(shown, charged, markup)
 
 
 def prorate_shared(charges: Sequence[Decimal], shared_total: Decimal) -> list[Decimal] | None:

@@ -53,7 +53,7 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _day_filter(period: Period, column: str = "Day") -> str:
+def day_filter(period: Period, column: str = "Day") -> str:
     return (f"{column} >= toDate({sql_str(period.start.isoformat())}) "
             f"AND {column} <= toDate({sql_str(period.end.isoformat())})")
 
@@ -86,12 +86,12 @@ class Col:
     parse: Callable[[Any], Any] = int
 
 
-def _money(value: object) -> Decimal:
+def money(value: object) -> Decimal:
     """A ``toString`` of a Decimal(38, 12) sum, exact (never through float)."""
     return Decimal(str(value))
 
 
-def _day(value: object) -> dt.date:
+def parse_day(value: object) -> dt.date:
     return dt.date.fromisoformat(str(value))
 
 
@@ -130,7 +130,7 @@ def read_rows(store: Store, cols: Sequence[Col], rest: str,
 
 
 def _period_where(period: Period, env: str | None) -> str:
-    return f"WHERE {_day_filter(period)}{_env_filter(env)}"
+    return f"WHERE {day_filter(period)}{_env_filter(env)}"
 
 
 # -- spend --------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ _SUMMED_TOKENS = (Col("input_tokens", "sum(InputTokens)"),
                   Col("output_tokens", "sum(OutputTokens)"),
                   Col("cache_read_tokens", "sum(CacheReadTokens)"),
                   Col("cache_write_tokens", "sum(CacheWriteTokens)"))
-_COST = Col("cost", "toString(sum(Cost))", _money)
+_COST = Col("cost", "toString(sum(Cost))", money)
 _SPEND = (*_KEY, Col("status", "toString(Status)", str), Col("calls", "sum(Calls)"),
           Col("errors", "sum(Errors)"), *_SUMMED_TOKENS,
           Col("reasoning_tokens", "sum(ReasoningTokens)"), _COST)
@@ -203,9 +203,38 @@ def fetch_call_usage(store: Store, period: Period, dims: Sequence[str],
     as one call would put everything in the top tier. Calls with identical
     usage share a row, which keeps this to the number of distinct usages.
     """
-    rest = (f"FROM llm_calls WHERE Status = 'priced' AND {_day_filter(period)}"
+    rest = (f"FROM llm_calls WHERE Status = 'priced' AND {day_filter(period)}"
             f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Provider, Model, {', '.join(_USAGE)}")
     return [CallUsageRow(**r) for r in read_rows(store, _CALL_USAGE, rest, dims)]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsageRow:
+    """Calls of one group x model: how many, their tokens and how long they ran."""
+
+    group: tuple[str, ...]
+    model: str
+    calls: int
+    tokens: int
+    duration_ns: int
+
+
+_MODEL_USAGE = (Col("model", "toString(Model)", str), Col("calls", "count()"),
+                Col("tokens", "sum(InputTokens) + sum(OutputTokens)"),
+                Col("duration_ns", "sum(DurationNs)"))
+
+
+def fetch_model_usage(store: Store, period: Period, dims: Sequence[str],
+                      env: str | None = None) -> list[ModelUsageRow]:
+    """Calls per group x model from ``llm_calls`` (the rollups keep no durations).
+
+    GPU pools are shared out by these tokens or span-seconds; aggregate spans are
+    left out as in every rollup, unpriced calls kept (a self-hosted model priced
+    only by its GPUs has no per-token price).
+    """
+    rest = (f"FROM llm_calls WHERE Status != 'aggregate' AND {day_filter(period)}"
+            f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Model")
+    return [ModelUsageRow(**r) for r in read_rows(store, _MODEL_USAGE, rest, dims)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +248,7 @@ def fetch_daily(store: Store, period: Period, dim: str = "team",
                 env: str | None = None) -> list[DailyRow]:
     """Priced cost per day x one dimension (for the stacked spend chart)."""
     col = DIMENSIONS[dim]
-    cols = (Col("day", "toString(Day)", _day), Col("group", f"toString({col})", str), _COST)
+    cols = (Col("day", "toString(Day)", parse_day), Col("group", f"toString({col})", str), _COST)
     rest = f"FROM llm_cost_daily {_period_where(period, env)} GROUP BY Day, {col} ORDER BY Day"
     return [DailyRow(**r) for r in read_rows(store, cols, rest)]
 
@@ -264,7 +293,7 @@ _TRACE = (
 def fetch_traces(store: Store, period: Period, feature: str | None = None,
                  env: str | None = None) -> list[TraceRow]:
     """All traces that started in the period (one row per TraceId, partial rows merged)."""
-    having = [_day_filter(period, "toDate(min(Start))")]
+    having = [day_filter(period, "toDate(min(Start))")]
     if feature is not None:
         having.append(f"max(Feature) = {sql_str(feature)}")
     if env:
@@ -276,37 +305,58 @@ def fetch_traces(store: Store, period: Period, feature: str | None = None,
 # -- FOCUS detail ---------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class DetailRow:
-    """One ``llm_cost_daily`` key (day x attribution x service x provider x model x status)."""
+class FocusUsageRow:
+    """Priced calls of one day x attribution x service x provider x model with exactly this usage.
+
+    Grouped by usage, so each call can be re-priced at the list price on its own
+    (prices are tiered per call); the cost parts are the calls' own (negotiated) cost.
+    """
 
     day: dt.date
     attribution: dict[str, str]
     provider: str
     model: str
-    status: str
-    calls: int
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int
     cache_write_tokens: int
-    cost: Decimal
+    calls: int
+    cost_input: Decimal
+    cost_output: Decimal
+    cost_cache_read: Decimal
+    cost_cache_write: Decimal
 
 
 _DETAIL_KEYS = ("team", "feature", "customer", "cost_center", "environment", "service")
-_DETAIL = (Col("day", "toString(Day)", _day),
-           *(Col(k, f"toString({DIMENSIONS[k]})", str) for k in _DETAIL_KEYS),
-           *_KEY, Col("status", "toString(Status)", str), Col("calls", "sum(Calls)"),
-           *_SUMMED_TOKENS, _COST)
-_DETAIL_GROUP = ("Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, "
-                 "Model, Status")
+_FOCUS = (Col("day", "toString(Day)", parse_day),
+          *(Col(k, f"toString({DIMENSIONS[k]})", str) for k in _DETAIL_KEYS),
+          *_KEY, *(Col(f, c) for f, c in zip(
+              ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"),
+              _USAGE[:4], strict=True)),
+          Col("calls", "count()"),
+          *(Col(f"cost_{p}", f"toString(sum(Cost{c}))", money) for p, c in (
+              ("input", "Input"), ("output", "Output"), ("cache_read", "CacheRead"),
+              ("cache_write", "CacheWrite"))))
+_FOCUS_GROUP = ("Day, Team, Feature, Customer, CostCenter, Environment, ServiceName, Provider, "
+                "Model, " + ", ".join(_USAGE[:4]))
 
 
-def fetch_detail(store: Store, period: Period, env: str | None = None) -> list[DetailRow]:
-    """The daily rollup at full detail (FOCUS export: one row per day and key)."""
-    rest = (f"FROM llm_cost_daily {_period_where(period, env)} "
-            f"GROUP BY {_DETAIL_GROUP} ORDER BY {_DETAIL_GROUP}")
+def fetch_focus_usage(store: Store, period: Period,
+                      env: str | None = None) -> list[FocusUsageRow]:
+    """Priced calls at full detail, by usage (FOCUS export: cost parts per token type)."""
+    rest = (f"FROM llm_calls WHERE Status = 'priced' AND {day_filter(period)}{_env_filter(env)} "
+            f"GROUP BY {_FOCUS_GROUP} ORDER BY {_FOCUS_GROUP}")
     out = []
-    for r in read_rows(store, _DETAIL, rest):
+    for r in read_rows(store, _FOCUS, rest):
         attribution = {k: r.pop(k) for k in _DETAIL_KEYS}
-        out.append(DetailRow(attribution=attribution, **r))
+        out.append(FocusUsageRow(attribution=attribution, **r))
     return out
+
+
+def fetch_unpriced(store: Store, period: Period, env: str | None = None) -> tuple[int, int]:
+    """Unpriced calls of the period and their tokens (input + output)."""
+    cols = (Col("calls", "count()"), Col("tokens", "sum(InputTokens) + sum(OutputTokens)"))
+    rest = (f"FROM llm_calls WHERE Status = 'unpriced' AND {day_filter(period)}"
+            f"{_env_filter(env)}")
+    row = read_rows(store, cols, rest)[0]
+    return int(row["calls"]), int(row["tokens"])

@@ -6,11 +6,17 @@
 1. :func:`base_table`: each group's calls, tokens, unpriced counts and actual cost;
 2. :func:`add_snapshot`: the cost at ``--snapshot-prices`` beside the actual;
 3. the chargeback model, one of :func:`add_showback`, :func:`add_proportional`,
-   :func:`add_cost_plus`: each group's charge before shared costs;
-4. :func:`add_shared_costs`: shared platform costs prorated by that charge;
-5. :func:`add_charge`: the charge column, model charge plus shared costs;
-6. :func:`add_budgets`: budget, % used, threshold and month-end projection;
-7. :func:`finish`: the unpriced note, the TOTAL row and the order of the rows.
+   :func:`add_proportional_lines`, :func:`add_cost_plus`, :func:`add_fixed`,
+   :func:`add_hybrid`: each group's charge before shared costs;
+4. :func:`add_gpu`: GPU pool costs of self-hosted models, by each group's use;
+5. :func:`add_shared_costs`: shared platform costs prorated by the charge so far;
+6. :func:`add_charge`: the charge column, model charge plus GPU and shared costs;
+7. :func:`add_budgets`: budget, % used, threshold and month-end projection;
+8. :func:`finish`: the unpriced note, the TOTAL row and the order of the rows.
+
+Before the table: :func:`by_environment` (hybrid), :func:`without_gpu_models` and
+:func:`with_groups` (rows that must exist although nothing was spent: a budget, a
+fixed price, an invoice line nobody metered, an idle GPU pool).
 
 Each step appends its columns, fills its cells in every row and adds its notes
 and machine-readable parameters, so what one rule does to the numbers is
@@ -20,14 +26,19 @@ checked on a handful of groups (``tests/test_reports_spend_steps.py``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from spanledger.reports import chargeback as cb
 from spanledger.reports.budgets import Budgets
+from spanledger.reports.fixed_prices import FixedPrices
+from spanledger.reports.gpu_costs import GpuCosts, GpuShare
+from spanledger.reports.hybrid import HybridPlan
+from spanledger.reports.model_keys import model_key, provider_key
 from spanledger.reports.period import Period
+from spanledger.reports.queries import SpendRow
 from spanledger.reports.tabular import Column, Report
 
 ZERO = Decimal(0)
@@ -53,13 +64,58 @@ class SpendTable:
     shared: list[Decimal] = field(default_factory=list)
 
 
-def with_budget_groups(groups: Sequence[cb.GroupSpend], budgets: Budgets,
-                       snapshot: bool) -> list[cb.GroupSpend]:
-    """The groups plus an empty one for every budget that saw no spend (0 % used is news too)."""
+def with_groups(groups: Sequence[cb.GroupSpend], keys: Iterable[tuple[str, ...]],
+                snapshot: bool = False) -> list[cb.GroupSpend]:
+    """The groups plus an empty one for every key that saw no spend (0 spend is news too)."""
     have = {g.group for g in groups}
     missing = [cb.GroupSpend(key, snapshot_cost=ZERO if snapshot else None)
-               for key in budgets.entries if key not in have]
+               for key in dict.fromkeys(keys) if key not in have]
     return [*groups, *missing]
+
+
+def with_budget_groups(groups: Sequence[cb.GroupSpend], budgets: Budgets,
+                       snapshot: bool) -> list[cb.GroupSpend]:
+    """The groups plus an empty one for every budget that saw no spend."""
+    return with_groups(groups, budgets.entries, snapshot)
+
+
+def by_environment(rows: Sequence[SpendRow], dims: tuple[str, ...]
+                   ) -> tuple[list[SpendRow], dict[tuple[str, ...], dict[str, Decimal]]]:
+    """Hybrid: each group's priced cost per environment, and the rows keyed by ``dims`` only.
+
+    Rows carry the environment as their last group value unless ``dims`` has it.
+    """
+    inside = "environment" in dims
+    at = dims.index("environment") if inside else len(dims)
+    keyed: list[SpendRow] = []
+    envs: dict[tuple[str, ...], dict[str, Decimal]] = {}
+    for r in rows:
+        group = r.group if inside else r.group[:-1]
+        env = r.group[at]
+        if r.status == "priced":
+            per = envs.setdefault(group, {})
+            per[env] = per.get(env, ZERO) + r.cost
+        keyed.append(r if inside else replace(r, group=group))
+    return keyed, envs
+
+
+def without_gpu_models(rows: Sequence[SpendRow], gpu: GpuCosts) -> list[SpendRow]:
+    """Calls of models a GPU pool serves are charged by the pool: no per-token cost, not unpriced.
+
+    Their tokens and calls stay in the rows; a per-token price the prices file may
+    give them (amortised GPU hours) is dropped so the GPU bill is not counted twice.
+    """
+    return [replace(r, status="priced", cost=ZERO) if gpu.serves(r.model) else r for r in rows]
+
+
+def _line(r: SpendRow) -> tuple[str, str]:
+    return (provider_key(r.provider), model_key(r.provider, r.model))
+
+
+def unused_lines(rows: Sequence[SpendRow], invoice: cb.InvoiceLines) -> list[tuple[str, str]]:
+    """Invoice lines (provider/model) no metered call used."""
+    used = {_line(r) for r in rows if r.input_tokens + r.output_tokens}
+    return [k for k in sorted(invoice.lines) if k not in used]
 
 
 def base_table(groups: Sequence[cb.GroupSpend], dims: tuple[str, ...],
@@ -131,6 +187,98 @@ def add_proportional(t: SpendTable, invoice_total: Decimal) -> None:
                    f"gap {invoice_total - tracked:+.2f} USD (untagged or uninstrumented "
                    "calls, discounts, unpriced models)")
     t.meta["invoice_total"] = str(invoice_total)
+
+
+def add_proportional_lines(t: SpendTable, rows: Sequence[SpendRow],
+                           invoice: cb.InvoiceLines) -> None:
+    """The invoice split line by line: each provider/model line by the token volume of the
+    groups that used that model, to the cent; lines nobody metered are the NOT_METERED row."""
+    index = {g.group: i for i, g in enumerate(t.groups)}
+    volumes: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        key = _line(r)
+        if key in invoice.lines and r.group in index:
+            volume = volumes.setdefault(key, [0] * len(t.groups))
+            volume[index[r.group]] += r.input_tokens + r.output_tokens
+    placeholder = index.get((cb.NOT_METERED,) * len(t.dims))
+    charges, splits = cb.proportional_by_line(volumes, invoice, len(t.groups), placeholder)
+    t.columns.append(Column("invoice_share", "invoice share", "money", total=True))
+    t.charge_parts = [(1, "invoice_share")]
+    t.charges = charges
+    for row, c in zip(t.rows, charges, strict=True):
+        row["invoice_share"] = c
+    total = sum(charges, ZERO)
+    unused = [s for s in splits if s.unallocated]
+    t.notes.append(f"invoice {total} USD ({', '.join(invoice.files)}) split per provider/model "
+                   f"line: {len(splits)} lines, each by the token volume of the groups that used "
+                   "that model (input incl. cached + output tokens, priced or not)")
+    if unused:
+        t.notes.append(f"{sum((s.amount for s in unused), ZERO)} USD on lines no metered call "
+                       f"used ({', '.join('/'.join(s.key) for s in unused)}): row "
+                       f"{cb.NOT_METERED} (services without spanledger?)")
+    t.meta["invoice_total"] = str(total)
+    t.meta["invoice_lines"] = [{"provider": s.key[0], "model": s.key[1], "amount": str(s.amount),
+                                "allocated": not s.unallocated} for s in splits]
+
+
+def add_fixed(t: SpendTable, fixed: FixedPrices, period: Period) -> None:
+    """Charge = the fixed price of the period; the difference to cost is the platform margin."""
+    prices = {k: period.prorate_monthly(v) for k, v in fixed.monthly.items()}
+    t.charges = cb.fixed(t.groups, prices, fixed.unlisted == "actual")
+    t.columns += [Column("fixed_price", "fixed price", "money", total=True),
+                  Column("margin", "platform margin", "money", total=True)]
+    t.charge_parts.append((1, "margin"))
+    for row, g, c in zip(t.rows, t.groups, t.charges, strict=True):
+        row["fixed_price"] = prices.get(g.group)
+        row["margin"] = c - g.basis
+    margin = sum((c - g.basis for g, c in zip(t.groups, t.charges, strict=True)), ZERO)
+    unlisted = [g for g in t.groups if g.group not in prices and g.calls]
+    t.notes.append(f"fixed monthly prices from {fixed.file}, prorated to the period; platform "
+                   f"margin {margin:+.2f} USD (fixed prices - actual cost)")
+    if unlisted:
+        how = "their actual cost" if fixed.unlisted == "actual" else "nothing"
+        t.notes.append(f"{len(unlisted)} groups without a fixed price are charged {how}")
+    t.meta["fixed_prices_file"] = fixed.file
+
+
+def add_hybrid(t: SpendTable, environments: Mapping[tuple[str, ...], Mapping[str, Decimal]],
+               plan: HybridPlan) -> None:
+    """Per environment: showback (shown, not charged), chargeback, or cost-plus."""
+    def rule(env: str) -> tuple[str, Decimal]:
+        r = plan.rule(env)
+        return r.model, r.markup
+
+    parts = [cb.hybrid(environments.get(g.group, {}), rule) for g in t.groups]
+    t.columns += [Column("shown", "shown only", "money", total=True),
+                  Column("charged_cost", "charged cost", "money", total=True),
+                  Column("markup", "markup", "money", total=True)]
+    t.charge_parts = [(1, "charged_cost"), (1, "markup")]
+    t.charges = [p.charge for p in parts]
+    for row, p in zip(t.rows, parts, strict=True):
+        row.update(shown=p.shown, charged_cost=p.charged, markup=p.markup)
+    rules = ", ".join(f"{env}: {r.label}" for env, r in plan.environments.items())
+    t.notes.append(f"hybrid ({plan.file}): {rules}; any other environment: {plan.default.label}"
+                   "; showback spend is shown, not charged")
+    t.meta["hybrid_file"] = plan.file
+
+
+def add_gpu(t: SpendTable, shares: Sequence[GpuShare], gpu: GpuCosts) -> None:
+    """Each group's part of the GPU pools, added to its charge (before shared costs)."""
+    index = {g.group: i for i, g in enumerate(t.groups)}
+    per_group = [ZERO] * len(t.groups)
+    for s in shares:
+        per_group[index[s.group]] += s.cost
+    t.columns.append(Column("gpu_cost", "gpu cost", "money", total=True))
+    t.charge_parts.append((1, "gpu_cost"))
+    t.charges = [c + g for c, g in zip(t.charges, per_group, strict=True)]
+    for row, g in zip(t.rows, per_group, strict=True):
+        row["gpu_cost"] = g
+    for pool in gpu.pools:
+        total = sum((s.cost for s in shares if s.pool is pool), ZERO)
+        t.notes.append(f"GPU pool {pool.name} ({pool.gpus} x {pool.gpu}) {total:.2f} USD, "
+                       f"shared by {pool.allocate_by.replace('_', '-')} of "
+                       f"{', '.join(pool.models)}: their calls carry no per-token cost here")
+    t.meta["gpu_costs_file"] = gpu.file
 
 
 def add_cost_plus(t: SpendTable, markup: Decimal) -> None:
