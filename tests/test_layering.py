@@ -30,7 +30,8 @@ BASE_MODULES = ("semconv", "yamlconf", "resources", "errors")
 
 #: layer -> the layers it may import (its own layer is always allowed). Bottom to top:
 #: base < pricing < processor < api (the package root's public names);
-#: base < store < collector; reports over store and pricing; demo drives the
+#: base < store < collector; reports over store and pricing; budgets (evaluation,
+#: alerts) over the reports, run by the collector's schedule; demo drives the
 #: collector, the public API and the reports; cli sits on top of everything.
 ALLOWED: dict[str, frozenset[str]] = {
     "base": frozenset(),
@@ -38,10 +39,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "processor": frozenset({"base", "pricing"}),
     "api": frozenset({"processor"}),
     "store": frozenset({"base"}),
-    "collector": frozenset({"base", "pricing", "store"}),
+    "collector": frozenset({"base", "pricing", "store", "budgets"}),
     "reports": frozenset({"base", "pricing", "store"}),
-    "demo": frozenset({"base", "api", "store", "collector", "reports"}),
-    "cli": frozenset({"base", "pricing", "store", "collector", "reports", "demo"}),
+    "budgets": frozenset({"base", "pricing", "store", "reports"}),
+    "demo": frozenset({"base", "api", "store", "collector", "reports", "budgets"}),
+    "cli": frozenset({"base", "pricing", "store", "collector", "reports", "budgets", "demo"}),
 }
 
 
