@@ -123,3 +123,33 @@ def test_report_anomalies_table_and_default_window(url: str) -> None:
     code, _, err = run_cli(["report", "anomalies", "--url", url, "--as-of", "2026-10-01",
                             "--period", "2026-10"])
     assert code == 2 and "--as-of sets the default window" in err
+
+
+def test_anomalies_alert_once_when_the_file_asks(url: str, tmp_path: Path) -> None:
+    from spanledger.budgets.runner import AlertRunner
+    from spanledger.reports.budgets import load_budget_file
+    from spanledger.store import open_store
+    from support.webhook import WebhookReceiver
+
+    with WebhookReceiver() as hook:
+        path = tmp_path / "b.yaml"
+        path.write_text(f"""
+channels:
+  hook: {{type: webhook, url: "{hook.url}", secret: s}}
+anomalies: {{dimensions: [feature], notify: [hook]}}
+budgets: []
+""")
+        budgets = load_budget_file(path)
+        end_of_spike_day = dt.datetime.combine(SPIKE_DAY, dt.time(23, 59), dt.UTC)
+        with open_store(url) as store:
+            first = AlertRunner(store, budgets).run_once(end_of_spike_day)
+            again = AlertRunner(store, budgets).run_once(end_of_spike_day)
+        bodies = {json.loads(r.body)["type"]: json.loads(r.body) for r in hook.delivered()}
+        assert len(hook.delivered()) == 2  # the creep, already 2.3x by then, and the spike
+        spike_alert, creep_alert = bodies["anomaly.spike"], bodies["anomaly.creep"]
+        assert (spike_alert["dimension"], spike_alert["value"], spike_alert["day"]) == (
+            "feature", "spiky", SPIKE_DAY.isoformat())
+        assert D(spike_alert["ratio"]) > 8 and "spent" in spike_alert["text"]
+        assert creep_alert["value"] == "creepy" and "crept from" in creep_alert["text"]
+        assert sorted(f.key.kind for f in first.new) == ["anomaly.creep", "anomaly.spike"]
+        assert again.fired == []  # once

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from support.collector import start_collector
+from support.demo import clean_env
 from support.reports import llm_span, store_with
 from support.webhook import WebhookReceiver
 
@@ -79,6 +82,15 @@ budgets:
             assert limit["max_run_usd"] == "0.250000000000"
             assert doc["budgets"][0]["spent_usd"] == "13.000000000000"
             assert wait_for(lambda: first.metric("budget_evaluations") >= 3)
+            # a cron check while the collector holds the store: it reads through the
+            # collector's SQL front, sees the alert was sent, fires nothing
+            cron = subprocess.run(
+                [sys.executable, "-m", "spanledger", "alerts", "check", "--budgets",
+                 str(tmp_path / "budgets.yaml"), "--url", f"chdb://{store_dir}"],
+                env={**clean_env(), "SPANLEDGER_COLLECTOR_TOKEN": TOKEN}, capture_output=True,
+                text=True, timeout=120, check=False)
+            assert cron.returncode == 0, cron.stderr
+            assert "0 alert(s) fired" in cron.stderr and "read-only store" in cron.stderr
         finally:
             assert first.stop() == 0
         (sent,) = hook.delivered()

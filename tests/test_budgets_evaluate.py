@@ -101,6 +101,10 @@ def test_report_budgets_cli(url: str, tmp_path: Path) -> None:
     assert exact["used"] == "80.000000" and exact["alerts"] == "none"
     assert rows[("under", "feature=under")]["state"] == ">= 50%"
     assert rows[("rolling", "team=t")]["state"] == "HARD STOP (120%)"
+    assert [rows[k]["period"] for k in (("exact", "feature=exact"), ("rolling", "team=t"),
+                                        ("weekly", "team=t, customer=acme"),
+                                        ("today", "team=t"))] == [
+        "2026-11", "3d to 2026-11-18", "week of 2026-11-16", "2026-11-18"]
     assert rows[("weekly", "team=t, customer=globex")]["unpriced_calls"] == 1
     assert any("3 budget scope(s) include unpriced calls" in n for n in doc["notes"])
     code, out, _ = run_cli(["report", "budgets", "--budgets", str(path), "--url", url,

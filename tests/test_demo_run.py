@@ -190,7 +190,8 @@ def test_prints_a_budgets_summary_and_the_html_has_budgets_and_anomalies(
     out = demo.run.stdout
     assert "== Budgets (budgets.example.yaml) ==" in out
     assert re.search(r"\d+ of \d+ budget scopes reached a threshold", out), out[-3000:]
-    assert re.search(r"^anomalies in \S+: \d+ \(runaway agent runs: \d+\)", out, re.MULTILINE)
+    assert re.search(r"^anomalies in \S+: \d+ spike\(s\), \d+ runaway agent run\(s\), \d+ creep",
+                     out, re.MULTILINE)
     assert "spanledger report budgets --budgets" in out
     html = next(demo.folder.glob("*.html")).read_text(encoding="utf-8")
     assert "<h2>Budgets</h2>" in html and "<h2>Anomalies</h2>" in html

@@ -26,6 +26,18 @@ def _pcts(values: tuple[Decimal, ...]) -> str:
     return ",".join(f"{v.normalize():f}" for v in values)
 
 
+def period_text(s: ScopeState) -> str:
+    """The current period, short: ``2026-11``, ``week of 2026-11-16``, ``7d to 2026-11-18``."""
+    kind, p = s.budget.period, s.period
+    if kind.kind == "month":
+        return f"{p.start:%Y-%m}"
+    if kind.kind == "week":
+        return f"week of {p.start}"
+    if kind.kind == "day":
+        return p.start.isoformat()
+    return f"{kind.days}d to {p.end}"
+
+
 def budget_state_text(s: ScopeState) -> str:
     """``HARD STOP``, ``>= 80%``, ``forecast >= 100%`` or ``ok``: the highest news first."""
     if s.hard_stop:
@@ -70,7 +82,7 @@ def budgets_report(states: list[ScopeState], alerts: dict[str, st.Alert], budget
                    f"forecast {_pcts(s.reached_forecast)}" if s.reached_forecast else ""]
         rows.append({
             "budget": s.budget.name, "scope": scope_label(s.scope),
-            "period": f"{s.budget.period.label} {s.period.start}..{s.period.end}",
+            "period": period_text(s),
             "amount": s.amount, "spent": s.spent, "used": s.used_percent,
             "forecast": s.forecast.total, "forecast_used": s.forecast_percent,
             "method": s.forecast.method, "reached": "; ".join(r for r in reached if r) or "-",

@@ -260,7 +260,7 @@ def _report(result: DemoResult, opts: DemoOptions, out: TextIO, err: TextIO) -> 
         build_anomalies_report,
         build_budgets_report,
     )
-    from spanledger.reports.budgets import load_budget_file
+    from spanledger.reports.budgets import load_budget_file, load_budgets
     from spanledger.reports.formats import render
     from spanledger.reports.html import write_html_report
     from spanledger.reports.period import Period
@@ -285,12 +285,15 @@ def _report(result: DemoResult, opts: DemoOptions, out: TextIO, err: TextIO) -> 
             out.write(f"\n== Most expensive traces, {period.label} ==\n{render(traces, 'table')}")
             out.write(f"\n== Budgets ({demo_budgets_file().name}) ==\n"
                       f"{render(budgets_summary(status), 'table')}")
-            runs = sum(1 for r in anomalies.rows if r["kind"] == "run")
-            out.write(f"anomalies in {week.label}: {len(anomalies.rows)} (runaway agent runs: "
-                      f"{runs}); see spanledger report anomalies\n")
+            kinds = [r["kind"] for r in anomalies.rows]
+            out.write(f"anomalies in {week.label}: {kinds.count('spike')} spike(s), "
+                      f"{kinds.count('run')} runaway agent run(s), {kinds.count('creep')} "
+                      "creep(s) (spend grown 2.5x+ in four weeks); see "
+                      "spanledger report anomalies\n")
         log.debug("reports printed")
         result.html = write_html_report(store, html, period, top=10, budget_status=status,
-                                        anomalies=anomalies)
+                                        anomalies=anomalies,
+                                        budgets=load_budgets(demo_budgets_file()))
         log.debug("HTML report written")
     finally:
         store.close()

@@ -31,8 +31,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .guard_ledger import (
+    ACTIVE,
     BYTES_PER_TOKEN,
     DEFAULT_OUTPUT_TOKENS,
+    LIMIT_SOURCE,
     Reservation,
     price_pico,
     reserve_call,
@@ -141,8 +143,8 @@ def _settle(reservation: Reservation, call: Call, response: Any) -> None:
 def _hook_sync(original: Callable[..., Any], provider: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        call = describe(provider, options)
-        if call is None:
+        call = describe(provider, options) if ACTIVE.get() or LIMIT_SOURCE else None
+        if call is None:  # not a billed call, or no limit could apply: nothing to check
             return original(self, cast_to, options, *args, **kwargs)
         reservation = reserve_call(call.provider, call.model, input_tokens=call.input_tokens,
                                    max_output_tokens=call.max_output_tokens)
@@ -161,8 +163,8 @@ def _hook_sync(original: Callable[..., Any], provider: str) -> Callable[..., Any
 def _hook_async(original: Callable[..., Any], provider: str) -> Callable[..., Any]:
     @functools.wraps(original)
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        call = describe(provider, options)
-        if call is None:
+        call = describe(provider, options) if ACTIVE.get() or LIMIT_SOURCE else None
+        if call is None:  # not a billed call, or no limit could apply: nothing to check
             return await original(self, cast_to, options, *args, **kwargs)
         reservation = reserve_call(call.provider, call.model, input_tokens=call.input_tokens,
                                    max_output_tokens=call.max_output_tokens)
