@@ -6,6 +6,10 @@ Public API:
 - :func:`attribute` (context manager / decorator) puts team, feature, customer,
   user and cost_center into W3C baggage so every span below is attributed.
 - :class:`CostSpanProcessor` for users who build their own provider.
+- :func:`guard` (context manager / decorator) limits what one agent run may
+  spend: :class:`BudgetExceeded` is raised before the call that would pass it.
+- :func:`watch_budgets` applies the budgets file's run limits and hard stops,
+  polled from the collector's ``/budgets/state``.
 
 The names are loaded lazily so ``spanledger`` commands that never trace
 (reports, db) do not pay for importing the SDK and the price catalog.
@@ -16,17 +20,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["CostSpanProcessor", "attribute", "configure"]
+__all__ = ["BudgetExceeded", "CostSpanProcessor", "attribute", "configure", "guard",
+           "watch_budgets"]
 
 if TYPE_CHECKING:
     from spanledger.processor.attribution import attribute
     from spanledger.processor.cost_processor import CostSpanProcessor
+    from spanledger.processor.guard import BudgetExceeded, guard, watch_budgets
     from spanledger.processor.setup import configure
 
 _LAZY = {
     "attribute": "spanledger.processor.attribution",
     "CostSpanProcessor": "spanledger.processor.cost_processor",
     "configure": "spanledger.processor.setup",
+    "guard": "spanledger.processor.guard",
+    "BudgetExceeded": "spanledger.processor.guard",
+    "watch_budgets": "spanledger.processor.guard",
 }
 
 

@@ -44,7 +44,8 @@ from spanledger.store import open_store, parse_url
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DemoError", "DemoOptions", "DemoResult", "demo_prices_file", "run_demo"]
+__all__ = ["DemoError", "DemoOptions", "DemoResult", "demo_budgets_file", "demo_prices_file",
+           "run_demo"]
 
 class DemoError(RuntimeError):
     """The demo could not finish (a worker died): one line for the user, exit 1."""
@@ -92,6 +93,11 @@ class DemoResult:
 def demo_prices_file() -> Path:
     """The demo's price overrides (self-hosted model, discount, per-call prices)."""
     return data_dir("collector-config") / "demo-prices.yaml"
+
+
+def demo_budgets_file() -> Path:
+    """The example budgets, sized to the demo's teams and features."""
+    return data_dir("collector-config") / "budgets.example.yaml"
 
 
 def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> DemoResult:
@@ -261,6 +267,12 @@ def _sum(counters: Any, name: str) -> int:
 def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: TextIO,
             err: TextIO) -> None:
     """Print the reports a user would ask for first, write the HTML report, close the month."""
+    from spanledger.budgets.report import (
+        budgets_summary,
+        build_anomalies_report,
+        build_budgets_report,
+    )
+    from spanledger.reports.budgets import load_budget_file, load_budgets
     from spanledger.reports.formats import render
     from spanledger.reports.html import write_html_report
     from spanledger.reports.period import Period
@@ -269,8 +281,13 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
 
     period = Period(result.first_day, result.last_day)
     html = (opts.html or Path("spanledger-report-demo.html")).resolve()
+    budget_file = load_budget_file(demo_budgets_file())
     store = open_store(result.url, read_only=True)
     try:
+        status = build_budgets_report(store, budget_file, dt.datetime.now(dt.UTC))
+        week = Period(max(result.first_day, result.last_day - dt.timedelta(days=6)),
+                      result.last_day)
+        anomalies = build_anomalies_report(store, week, budget_file.anomalies)
         if opts.show_reports:
             for title, dims in (("Spend by team", ("team",)),
                                 ("Spend by feature", ("team", "feature"))):
@@ -278,8 +295,17 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
                 out.write(f"\n== {title}, {period.label} ==\n{render(report, 'table')}")
             traces = build_traces_report(store, period, 5)
             out.write(f"\n== Most expensive traces, {period.label} ==\n{render(traces, 'table')}")
+            out.write(f"\n== Budgets ({demo_budgets_file().name}) ==\n"
+                      f"{render(budgets_summary(status), 'table')}")
+            kinds = [r["kind"] for r in anomalies.rows]
+            out.write(f"anomalies in {week.label}: {kinds.count('spike')} spike(s), "
+                      f"{kinds.count('run')} runaway agent run(s), {kinds.count('creep')} "
+                      "creep(s) (spend grown 2.5x+ in four weeks); see "
+                      "spanledger report anomalies\n")
         log.debug("reports printed")
-        result.html = write_html_report(store, html, period, top=10)
+        result.html = write_html_report(store, html, period, top=10, budget_status=status,
+                                        anomalies=anomalies,
+                                        budgets=load_budgets(demo_budgets_file()))
         log.debug("HTML report written")
         _close_month(result, store, usages, html.parent / "spanledger-demo-bills", opts, out)
     finally:
@@ -296,7 +322,8 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
         f"(services: {result.calls_per_s:,.0f} calls/s).\n"
         f"HTML report: {result.html}\n"
         f"Next: spanledger report spend --by feature {rng}{url_flag}\n"
-        f"      spanledger report traces {rng}{url_flag}{bills}\n")
+        f"      spanledger report traces {rng}{url_flag}\n"
+        f"      spanledger report budgets --budgets {demo_budgets_file()}{url_flag}{bills}\n")
     for note in result.notes:
         err.write(f"spanledger demo: warning: {note}\n")
 

@@ -1,4 +1,5 @@
-"""One self-contained HTML file: spend charts, top agent runs, unpriced calls, budget burn.
+"""One self-contained HTML file: spend charts, top agent runs, unpriced calls, budget burn,
+budget states and anomalies.
 
 Everything is inline (CSS in a <style> block, charts as SVG generated here),
 so the file can be mailed, attached to a ticket or opened offline. It reads
@@ -21,7 +22,9 @@ from pathlib import Path
 from spanledger.reports import svg
 from spanledger.reports.budgets import Budgets
 from spanledger.reports.html_charts import (
+    anomalies_section,
     budget_chart,
+    budget_status_section,
     feature_chart,
     report_table,
     spend_over_time_chart,
@@ -40,6 +43,7 @@ from spanledger.reports.queries import (
     missing_rollups,
 )
 from spanledger.reports.spend import SpendOptions, spend_report
+from spanledger.reports.tabular import Report
 from spanledger.reports.traces import traces_report
 from spanledger.store.base import Store
 
@@ -85,11 +89,15 @@ class HtmlData:
     budgets: Budgets | None = None
     #: spend grouped by ``budgets.by`` (the budget-burn chart)
     budget_spend: list[SpendRow] | None = None
+    #: ``report budgets`` and ``report anomalies``, built by the caller (spanledger.budgets)
+    budget_status: Report | None = None
+    anomalies: Report | None = None
 
 
 def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = None,
                     env: str | None = None, top: int = 10,
-                    today: dt.date | None = None) -> HtmlData:
+                    today: dt.date | None = None, budget_status: Report | None = None,
+                    anomalies: Report | None = None) -> HtmlData:
     """Read the rollups the page needs (nothing, on a store without spanledger tables)."""
     today = today or utc_today()
     wow_end = min(period.end, today)
@@ -106,7 +114,8 @@ def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = N
         wow=[] if empty else fetch_daily(
             store, Period(wow_end - dt.timedelta(days=13), wow_end), "feature", env),
         wow_end=wow_end, generated=dt.datetime.now(dt.UTC), today=today, env=env, top=top,
-        budgets=budgets, budget_spend=budget_spend)
+        budgets=budgets, budget_spend=budget_spend, budget_status=budget_status,
+        anomalies=anomalies)
 
 
 def render_html(data: HtmlData) -> str:
@@ -117,6 +126,9 @@ def render_html(data: HtmlData) -> str:
     top_traces = traces_report(data.traces, period, data.top)
     budget_html = ('<p class="note">No budgets file given (spanledger report html '
                    '--budgets FILE).</p>')
+    if data.budget_status is not None:
+        budget_html = ('<p class="note">The budgets file keys no monthly budgets by report '
+                       'group (<code>by:</code>); every budget is in the table below.</p>')
     if data.budgets is not None:
         b_report = spend_report(data.budget_spend or [], SpendOptions(
             period, data.budgets.by, model="budget", budgets=data.budgets, env=env,
@@ -148,6 +160,8 @@ def render_html(data: HtmlData) -> str:
 <div class="chart">{unpriced_chart(rows)}</div>
 <h2>Budget burn</h2>
 {budget_html}
+{budget_status_section(data.budget_status)}
+{anomalies_section(data.anomalies)}
 </body></html>
 """
 
@@ -171,17 +185,20 @@ def _cards(rows: list[SpendRow], traces: int) -> str:
 
 def write_html_report(store: Store, path: str | Path, period: Period | str | None = None, *,
                       budgets: Budgets | None = None, env: str | None = None, top: int = 10,
-                      today: dt.date | None = None) -> Path:
+                      today: dt.date | None = None, budget_status: Report | None = None,
+                      anomalies: Report | None = None) -> Path:
     """Write the report for ``period`` to ``path``; returns the file's absolute path.
 
     ``period``: a :class:`Period`, a month ``"YYYY-MM"``, or None for the current
     UTC month. ``budgets`` (from :func:`~spanledger.reports.budgets.load_budgets`)
     adds the budget-burn chart; ``today`` anchors its projection.
+    ``budget_status`` / ``anomalies`` (``report budgets`` / ``report anomalies``,
+    from :mod:`spanledger.budgets.report`) add their sections.
     """
     if isinstance(period, str):
         period = parse_month(period, "period")
     data = fetch_html_data(store, period or current_month(), budgets=budgets, env=env, top=top,
-                           today=today)
+                           today=today, budget_status=budget_status, anomalies=anomalies)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(data), encoding="utf-8")

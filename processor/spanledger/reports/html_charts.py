@@ -180,3 +180,21 @@ def week_over_week(daily: list[DailyRow], end: dt.date) -> str:
             f"{end:%m-%d}</th><th class=\"n\">change</th></tr></thead><tbody>{''.join(body)}"
             f"</tbody></table><p class=\"note\">Red: {ANOMALY_RATIO:f}x the week before or more, "
             "or spend where there was none: usually a bug or an agent loop.</p>")
+
+
+def budget_status_section(report: Report | None) -> str:
+    """``report budgets`` as a section: every budget's spend, forecast, thresholds, alerts."""
+    if report is None:
+        return ""
+    return f"<h2>Budgets</h2>\n{report_table(report)}"
+
+
+def anomalies_section(report: Report | None) -> str:
+    """``report anomalies`` as a section: spikes, creeps and runaway runs, or none found."""
+    if report is None:
+        return ""
+    if not report.rows:
+        notes = "".join(f'<p class="note">{escape(n)}</p>' for n in report.notes)
+        return (f"<h2>Anomalies</h2>\n<p>No anomalies in {escape(report.title[10:])}.</p>"
+                f"{notes}")
+    return f"<h2>Anomalies</h2>\n{report_table(report)}"
