@@ -67,7 +67,7 @@ def test_cluster_rendering() -> None:
         "Distributed", "ReplicatedAggregatingMergeTree", "ReplicatedMergeTree",
         "ReplicatedSummingMergeTree",
     ]
-    assert text.count("'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'") == 4
+    assert text.count("'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'") == 5
     for table in PUBLIC_TABLES:
         # the public name is a Distributed table over the shard-local one
         assert (
@@ -89,7 +89,7 @@ def test_cluster_rendering() -> None:
 def test_single_node_rendering_has_no_cluster_parts() -> None:
     text = "\n".join(s for m in load_migrations() for s in m.statements)
     assert "ON CLUSTER" not in text and "Replicated" not in text and "_local" not in text
-    assert text.count("non_replicated_deduplication_window = 10000") == 4
+    assert text.count("non_replicated_deduplication_window = 10000") == 5
 
 
 def test_bad_cluster_name_is_refused() -> None:

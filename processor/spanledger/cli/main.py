@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from spanledger.yamlconf import ConfigError
 
 #: command-group modules, in the order ``--help`` lists them
-COMMAND_MODULES = ("demo", "collector", "db", "report", "prices")
+COMMAND_MODULES = ("demo", "collector", "db", "report", "prices", "quarantine")
 
 
 class UsageError(Exception):
