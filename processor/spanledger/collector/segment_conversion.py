@@ -10,6 +10,14 @@ never forked: the parent holds gRPC and chdb state). Each job reads the
 segment file itself and writes an Arrow file next to it, so only a path goes
 in and a path comes out. With ``workers: 0`` everything runs in the writer
 thread (handy for debugging).
+
+No span can stop a conversion: spans whose times do not fit the schema's
+columns are taken out before conversion (they would overflow Arrow's int64 or
+a view's date arithmetic), and if converting a chunk still raises, it is done
+again request by request and then span by span, so only the spans that
+really fail are set aside. Everything set aside goes to a quarantine file
+beside the chunk's Arrow file (see :mod:`~spanledger.collector.quarantine`),
+including records whose bytes fail their checksum.
 """
 
 from __future__ import annotations
@@ -19,12 +27,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from spanledger.collector import quarantine as q
 from spanledger.collector.convert import Columns
 from spanledger.collector.spool import ARROW_SUFFIX, read_records
 
@@ -35,6 +44,15 @@ log = logging.getLogger(__name__)
 
 #: one pricing enricher per prices file, per worker process (the catalog loads once)
 _enrichers: dict[str | None, PricingEnricher] = {}
+
+#: ``Timestamp`` becomes a ``Date`` (the partition, ``llm_calls.Day``), which ends on
+#: 2149-06-06: a later start would be filed under a wrapped-around day
+START_LIMIT_NS = 65536 * 86_400 * 1_000_000_000
+#: DateTime64(9) (and Arrow's int64 nanoseconds) end here; ``addNanoseconds(Timestamp,
+#: Duration)`` in llm_cost_by_trace_mv overflows past it
+TIME_LIMIT_NS = 1 << 63
+#: suffix of a chunk's quarantine file (next to its Arrow file)
+QUARANTINE_SUFFIX = ".quarantine" + ARROW_SUFFIX
 
 
 @dataclass
@@ -49,6 +67,12 @@ class Converted:
     seconds: float = 0.0
     #: TraceId+SpanId bytes of every row (24 bytes each), to find repeats across chunks
     keys: bytes = b""
+    #: quarantine files written for this chunk (or segment): (path, spans by reason)
+    quarantine: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(sum(reasons.values()) for _, reasons in self.quarantine)
 
     def table(self) -> pa.Table:
         with pa.memory_map(self.file) as source:
@@ -106,30 +130,162 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
     """Decode, price and convert whole records at ``offset`` of a sealed segment.
 
     The result goes to an Arrow file next to the segment, which the store reads
-    its own way (no pickling through the pool, no copy in the writer's process).
+    its own way (no pickling through the pool, no copy in the writer's process);
+    spans set aside go to a quarantine file beside it. Only I/O errors raise.
     """
     started = time.perf_counter()
     with open(path, "rb") as fh:
         fh.seek(offset)
         data = fh.read(length)
+    segment = Path(path).name
     records, valid = read_records(data)
+    aside: list[q.QuarantinedSpan] = []
     if valid != len(data):
-        log.error("spool segment %s: corrupt record at byte %d; the rest of the chunk is lost",
-                  path, offset + valid)
-    cols = Columns()
+        log.error("spool segment %s: corrupt record at byte %d; the rest of the chunk is "
+                  "quarantined as bytes", path, offset + valid)
+        aside.append(q.QuarantinedSpan.from_bytes(
+            data[valid:], q.UNDECODABLE,
+            f"bytes {offset + valid}-{offset + len(data)} of the segment fail their checksum",
+            segment))
+    requests = []
+    for number, payload in enumerate(records):
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(payload)
+        except Exception as exc:  # a record that is not a request: keep its bytes
+            aside.append(q.QuarantinedSpan.from_bytes(
+                payload, q.UNDECODABLE, f"record {number} of the chunk at byte {offset}: "
+                f"{type(exc).__name__}: {exc}", segment))
+            continue
+        aside += take_out_of_range(request, segment)
+        requests.append(request)
     enricher = _enricher(prices_file) if pricing else None
     before = _snapshot(enricher)
-    for payload in records:
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(payload)
-        cols.add(request, enricher)
-    table = cols.table()
+    try:
+        table, duplicates, keys = _convert(requests, enricher)
+    except Exception as exc:
+        log.warning("spool segment %s: converting the chunk at byte %d failed (%s: %s); "
+                    "converting it span by span", path, offset, type(exc).__name__, exc)
+        table, duplicates, keys, failed = _convert_isolating(requests, enricher, segment)
+        aside += failed
     out = _chunk_file(path, offset)
     write_stream(table, out)
     after = _snapshot(enricher)
     counters = {k: after[k] - before.get(k, 0) for k in after}
-    return Converted(out, table.num_rows, cols.duplicates, counters,
-                     time.perf_counter() - started, b"".join(cols.seen))
+    quarantined = []
+    if aside:
+        qfile = f"{path}.{offset}{QUARANTINE_SUFFIX}"
+        q.write_entries(aside, qfile)
+        quarantined.append((qfile, q.reasons_of(aside)))
+    return Converted(out, table.num_rows, duplicates, counters,
+                     time.perf_counter() - started, keys, quarantined)
+
+
+def _convert(requests: list[ExportTraceServiceRequest], enricher: PricingEnricher | None,
+             seen: set[bytes] | None = None) -> tuple[pa.Table, int, bytes]:
+    """The requests' spans as one table (the fast path: one set of column lists)."""
+    cols = Columns()
+    if seen is not None:
+        cols.seen = seen
+    for request in requests:
+        cols.add(request, enricher)
+    table = cols.table()
+    return table, cols.duplicates, b"".join(cols.seen) if seen is None else b""
+
+
+def _convert_isolating(requests: list[ExportTraceServiceRequest],
+                       enricher: PricingEnricher | None, segment: str
+                       ) -> tuple[pa.Table, int, bytes, list[q.QuarantinedSpan]]:
+    """Request by request, and span by span within a request that fails: only what fails
+    is set aside. Slow, and only taken when the fast path raised."""
+    tables: list[pa.Table] = []
+    failed: list[q.QuarantinedSpan] = []
+    seen: set[bytes] = set()
+    duplicates = 0
+
+    def attempt(batch: list[ExportTraceServiceRequest]) -> bool:
+        nonlocal seen, duplicates
+        trial = set(seen)  # a failure halfway must not leave its ids marked as seen
+        try:
+            table, dups, _ = _convert(batch, enricher, trial)
+        except Exception:
+            return False
+        tables.append(table)
+        seen, duplicates = trial, duplicates + dups
+        return True
+
+    for request in requests:
+        if attempt([request]):
+            continue
+        for rs, ss, span in spans_of(request):
+            if not attempt([single_span_request(rs, ss, span)]):
+                try:
+                    _convert([single_span_request(rs, ss, span)], enricher, set())
+                    reason = "it converts alone but not after the spans before it"
+                except Exception as exc:
+                    reason = f"{type(exc).__name__}: {exc}"
+                failed.append(q.QuarantinedSpan.from_otlp(
+                    rs, ss, span, q.CONVERSION_FAILED, reason, segment))
+    table = (pa.concat_tables(tables).combine_chunks() if tables
+             else Columns().table())
+    return table, duplicates, b"".join(seen), failed
+
+
+def spans_of(request: ExportTraceServiceRequest) -> list[tuple[Any, Any, Any]]:
+    return [(rs, ss, span) for rs in request.resource_spans for ss in rs.scope_spans
+            for span in ss.spans]
+
+
+def single_span_request(rs: Any, ss: Any, span: Any) -> ExportTraceServiceRequest:
+    """A request holding just ``span`` under copies of its resource and scope."""
+    request = ExportTraceServiceRequest()
+    out_rs = request.resource_spans.add()
+    out_rs.resource.CopyFrom(rs.resource)
+    out_rs.schema_url = rs.schema_url
+    out_ss = out_rs.scope_spans.add()
+    out_ss.scope.CopyFrom(ss.scope)
+    out_ss.schema_url = ss.schema_url
+    out_ss.spans.add().CopyFrom(span)
+    return request
+
+
+def out_of_range(span: Any) -> str | None:
+    """Why ``span``'s times cannot be stored, or None when they can."""
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if start >= START_LIMIT_NS:
+        return (f"start time {start} ns is after 2149-06-06, the last day ClickHouse's "
+                "Date holds")
+    if end > start and end >= TIME_LIMIT_NS:
+        return f"end time {end} ns is after 2262-04-11, the end of DateTime64(9)"
+    for event in span.events:
+        if event.time_unix_nano >= TIME_LIMIT_NS:
+            return (f"event {event.name[:100]!r} time {event.time_unix_nano} ns is after "
+                    "2262-04-11, the end of DateTime64(9)")
+    return None
+
+
+def take_out_of_range(request: ExportTraceServiceRequest,
+                      segment: str) -> list[q.QuarantinedSpan]:
+    """Remove the spans whose times do not fit the schema from ``request``; return them."""
+    found: list[q.QuarantinedSpan] = []
+    limit_start, limit_time = START_LIMIT_NS, TIME_LIMIT_NS
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            spans = ss.spans
+            bad = []
+            for i, span in enumerate(spans):
+                # the common case costs two comparisons (no event loop, no function call)
+                if (span.start_time_unix_nano < limit_start
+                        and span.end_time_unix_nano < limit_time and not span.events):
+                    continue
+                why = out_of_range(span)
+                if why is not None:
+                    bad.append(i)
+                    found.append(q.QuarantinedSpan.from_otlp(
+                        rs, ss, span, q.TIMESTAMP_OUT_OF_RANGE, why, segment))
+            for i in reversed(bad):
+                del spans[i]
+    return found
 
 
 def _repeats_across(parts: list[Converted]) -> bool:
@@ -165,13 +321,15 @@ def segment_result(parts: list[Converted], merged_file: str | Path) -> Converted
     """
     with_rows = [p for p in parts if p.rows]
     seconds = max((p.seconds for p in parts), default=0.0)
+    aside = [entry for p in parts for entry in p.quarantine]
     if len(with_rows) > 1 or _repeats_across(parts):
         table, duplicates, counters = _merge(parts)
         write_stream(table.combine_chunks(), merged_file)
-        return Converted(str(merged_file), table.num_rows, duplicates, counters, seconds)
+        return Converted(str(merged_file), table.num_rows, duplicates, counters, seconds,
+                         quarantine=aside)
     file = with_rows[0].file if with_rows else ""
     return Converted(file, sum(p.rows for p in parts), sum(p.duplicates for p in parts),
-                     _counters_of(parts), seconds)
+                     _counters_of(parts), seconds, quarantine=aside)
 
 
 def _merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
