@@ -102,7 +102,10 @@ class Collector:
         cfg = self.config.sql_http
         try:
             self.sql_http = SqlHttpServer(
-                self.store, cfg.host, cfg.port, token=self.config.token
+                self.store, cfg.host, cfg.port, token=self.config.token,
+                max_execution_time=cfg.max_execution_time_s, max_memory_mb=cfg.max_memory_mb,
+                max_result_mb=cfg.max_result_mb, max_queued=cfg.max_queued,
+                max_wait_s=cfg.max_wait_s,
             ).start()
         except OSError as exc:
             log.warning("read-only SQL endpoint not started on %s:%s: %s (reports cannot read "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -113,6 +114,11 @@ class EngineTurns:
     def writers_waiting(self) -> int:
         return self._writers_waiting
 
+    @property
+    def busy(self) -> bool:
+        """A statement is running."""
+        return self._busy
+
 
 class _Shared:
     """One engine session per path, its turns, and how many handles use it."""
@@ -127,9 +133,14 @@ class _Shared:
 _sessions: dict[str, _Shared] = {}
 
 
+_STREAM_PREFIX = re.compile(r"^(?:Streaming query failed: )?(Code: \d+\. DB::Exception: )(?:\1)+")
+
+
 def _error(exc: BaseException, path: str) -> StoreError:
     """Translate a chdb exception into the store's error classes (message kept)."""
-    text = str(exc)
+    # streamed queries wrap ClickHouse's message: "Streaming query failed: Code: 241. ...
+    # Code: 241. ..." -> the message once, as a query() would give it
+    text = _STREAM_PREFIX.sub(r"\1", str(exc).removeprefix("Streaming query failed: "))
     if "Cannot lock file" in text or "Error initializing EmbeddedServer" in text:
         return StoreLocked(
             f"the embedded store {path} is in use by another process "
@@ -243,32 +254,46 @@ class ChdbStore(StoreHandle):
         return bytes(result.bytes()) if result is not None else b""
 
     def query_stream(self, sql: str, fmt: str, params: dict[str, Any] | None = None,
-                     cancelled: Callable[[], bool] | None = None) -> list[bytes]:
+                     cancelled: Callable[[], bool] | None = None,
+                     max_bytes: int | None = None) -> list[bytes]:
         """Like :meth:`query_raw`, block by block, stopping early when ``cancelled()``.
 
-        chdb can stop a query only between the blocks of its result (a call to
-        cancel waits for the block being computed), so ``cancelled`` is asked
-        before each block; the time to the first block is bounded by the
-        query's ``max_execution_time`` alone. The blocks are returned, not
+        chdb can stop a query only between the blocks of its result (its cancel
+        waits for the block being computed, and before the first block for the
+        whole query: measured), so ``cancelled`` is asked after each block; the
+        time to the first block is bounded by the query's ``max_execution_time``
+        alone. The blocks are returned, not
         written anywhere: the engine is free again before a slow client reads
         them. Only formats without a header or footer concatenate into the same
         bytes :meth:`query_raw` returns (TabSeparated, CSV, Native, JSONEachRow).
+        A result past ``max_bytes`` stops the query (the engine's own
+        ``max_result_bytes`` is not enforced by chdb 4.4: measured).
         """
         blocks: list[bytes] = []
+        size = 0
         with self.turns.read():
             if self._closed:
                 raise StoreError(f"store {self.url} is closed")
             try:
                 stream = self._session.send_query(sql, fmt, params=params_text(params))
                 while True:
-                    if cancelled is not None and cancelled():
-                        stream.cancel()
-                        raise QueryCancelled("the client went away; query cancelled")
                     block = stream.fetch()
                     if block is None:
                         break
                     blocks.append(bytes(block.bytes()))
-            except QueryCancelled:
+                    size += len(blocks[-1])
+                    # chdb's cancel waits for the block being computed, and before the
+                    # first fetch for the whole query: so only ever after a block
+                    if cancelled is not None and cancelled():
+                        stream.cancel()
+                        raise QueryCancelled("the client went away; query cancelled")
+                    if max_bytes is not None and size > max_bytes:
+                        stream.cancel()
+                        raise StoreError(
+                            f"Code: 396. DB::Exception: Limit for result exceeded, max bytes: "
+                            f"{max_bytes / 1048576:.2f} MiB, current bytes: "
+                            f"{size / 1048576:.2f} MiB. (TOO_MANY_ROWS_OR_BYTES)")
+            except StoreError:
                 raise
             except Exception as exc:
                 raise _error(exc, self.path) from exc
