@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,8 +178,11 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
         qfile = f"{path}.{offset}{QUARANTINE_SUFFIX}"
         q.write_entries(aside, qfile)
         quarantined.append((qfile, q.reasons_of(aside)))
-    return Converted(out, table.num_rows, duplicates, counters,
-                     time.perf_counter() - started, keys, quarantined)
+    result = Converted(out, table.num_rows, duplicates, counters,
+                       time.perf_counter() - started, keys, quarantined)
+    del requests, records, data, table
+    _trim()
+    return result
 
 
 def _convert(requests: list[ExportTraceServiceRequest], enricher: PricingEnricher | None,
@@ -314,18 +318,25 @@ def segment_result(parts: list[Converted], merged_file: str | Path) -> Converted
     """The segment's chunks as one Arrow file: the one insert (and dedup token) of the segment.
 
     A single chunk with rows is used as it is. Several are merged into
-    ``merged_file``: one file is one insert block, so the dedup token always covers
-    the same rows (and several small blocks would each travel the whole MV chain:
-    measured 4x slower); a (TraceId, SpanId) repeated across chunks (an SDK retry
-    split by chunking) is dropped on the way.
+    ``merged_file``: one file is one insert (ClickHouse squashes its record batches
+    into one block, measured: one part per table), so the dedup token always covers
+    the same rows (several inserts would each travel the whole MV chain: measured
+    4x slower). The merge copies record batches from file to file without
+    assembling the table in memory; only when a (TraceId, SpanId) repeats across
+    chunks (an SDK retry split by chunking) is the table built to drop the repeat.
     """
     with_rows = [p for p in parts if p.rows]
     seconds = max((p.seconds for p in parts), default=0.0)
     aside = [entry for p in parts for entry in p.quarantine]
-    if len(with_rows) > 1 or _repeats_across(parts):
+    if _repeats_across(parts):
         table, duplicates, counters = _merge(parts)
         write_stream(table.combine_chunks(), merged_file)
         return Converted(str(merged_file), table.num_rows, duplicates, counters, seconds,
+                         quarantine=aside)
+    if len(with_rows) > 1:
+        _concatenate([p.file for p in with_rows], merged_file)
+        return Converted(str(merged_file), sum(p.rows for p in parts),
+                         sum(p.duplicates for p in parts), _counters_of(parts), seconds,
                          quarantine=aside)
     file = with_rows[0].file if with_rows else ""
     return Converted(file, sum(p.rows for p in parts), sum(p.duplicates for p in parts),
@@ -349,6 +360,23 @@ def _merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
     return table, duplicates, counters
 
 
+def _concatenate(files: list[str], merged_file: str | Path) -> None:
+    """The record batches of several Arrow stream files, in order, as one stream file."""
+    with pa.OSFile(str(merged_file), "wb") as sink:
+        writer = None
+        try:
+            for file in files:
+                with pa.memory_map(file) as source:
+                    reader = pa.ipc.open_stream(source)
+                    if writer is None:
+                        writer = pa.ipc.new_stream(sink, reader.schema)
+                    for batch in reader:
+                        writer.write_batch(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+
+
 def write_stream(table: pa.Table, path: str | Path) -> None:
     """``table`` as an Arrow IPC stream file (the format every store reads back)."""
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
@@ -361,6 +389,55 @@ def _snapshot(enricher: PricingEnricher | None) -> dict[str, int]:
 
 def warm_up(pricing: bool, prices_file: str | None) -> bool:
     """Load the catalog in a fresh worker before the first real job."""
+    _arrow_without_pandas()
     if pricing:
         _enricher(prices_file)
     return True
+
+
+def _trim() -> None:
+    """Give the C heap's free memory back to the OS after a chunk (glibc; ~15 MB a worker).
+
+    A chunk's protobuf messages and column lists are large, short-lived
+    allocations; without this the worker's RSS stays at its high-water mark.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _load_malloc_trim() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_malloc_trim = _load_malloc_trim() if sys.platform.startswith("linux") else None
+
+
+class _NoPandas:
+    """An import hook that says pandas is not installed (see :func:`_arrow_without_pandas`)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("not imported in a conversion worker")
+
+
+def _arrow_without_pandas() -> None:
+    """Keep pyarrow from importing pandas into a worker (~30 MB each, measured).
+
+    pyarrow's first ``pa.array()`` imports pandas only to ask whether its input is
+    a pandas object; conversion never hands it one. pyarrow asks once and
+    remembers the answer, so the hook is in place for that one question only:
+    anything that really wants pandas later still gets it.
+    """
+    if "pandas" in sys.modules:
+        return
+    hook = _NoPandas()
+    sys.meta_path.insert(0, hook)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(hook)

