@@ -8,7 +8,7 @@ in spanledger_quarantine with their reason, nothing in the spool.
 
 from __future__ import annotations
 
-import itertools
+import base64
 import json
 import random
 import shutil
@@ -21,6 +21,7 @@ import pytest
 
 from spanledger.collector import isolation as isolation_module
 from spanledger.collector import segment_conversion
+from spanledger.collector import writer as writer_module
 from spanledger.collector.metrics import Metrics
 from spanledger.collector.quarantine import TABLE as QUARANTINE
 from spanledger.collector.spool import _HEADER, Spool
@@ -28,10 +29,12 @@ from spanledger.collector.writer import Writer
 from spanledger.store import Store, open_store
 from spanledger.store.base import StoreUnavailable
 from support.loadgen import genai_request
-
-DAY_NS = 86_400 * 10**9
-JAN_2026_NS = 1_767_225_600 * 10**9
-_seeds = itertools.count(1000)  # canaries never share ids with each other or the poison
+from support.poison import (
+    canary_request,
+    poison_times,
+    span_ids,
+    spread_over_days,
+)
 
 
 def _spool(directory: Path) -> Spool:
@@ -39,18 +42,13 @@ def _spool(directory: Path) -> Spool:
                  segment_age_s=3600)
 
 
-def _ids(request: Any) -> set[tuple[str, str]]:
-    return {(s.trace_id.hex(), s.span_id.hex()) for rs in request.resource_spans
-            for ss in rs.scope_spans for s in ss.spans}
-
-
 def _canaries(spool: Spool, clients: int = 4, spans: int = 25) -> set[tuple[str, str]]:
     """Requests from other clients, each its own record in the same segment."""
     ids: set[tuple[str, str]] = set()
     for client in range(clients):
-        req = genai_request(spans, service=f"canary-{client}", rng=random.Random(next(_seeds)))
+        req = canary_request(spans, f"canary-{client}")
         spool.append(req.SerializeToString(), spans)
-        ids |= _ids(req)
+        ids |= span_ids(req)
     return ids
 
 
@@ -99,17 +97,14 @@ def test_spans_on_101_days_are_all_written(tmp_path: Path, store: Store) -> None
     """"Too many partitions" used to make the writer retry the segment forever."""
     spool = _spool(tmp_path / "spool")
     canaries = _canaries(spool)
-    poison = genai_request(202, service="backfill", rng=random.Random(99))
-    spans = poison.resource_spans[0].scope_spans[0].spans
-    for i, span in enumerate(spans):  # interleaved days, 101 of them
-        span.start_time_unix_nano = JAN_2026_NS + (i % 101) * DAY_NS + 3_600 * 10**9
-        span.end_time_unix_nano = span.start_time_unix_nano + 10**6
+    poison = spread_over_days(genai_request(202, service="backfill", rng=random.Random(99)),
+                              101)
     spool.append(poison.SerializeToString(), 202)
     canaries |= _canaries(spool, clients=2)
 
     metrics = _write_all(spool, store)
 
-    assert set(_stored(store)) == canaries | _ids(poison)
+    assert set(_stored(store)) == canaries | span_ids(poison)
     _assert_views_match(store, len(canaries) + 202)
     assert store.query("SELECT uniqExact(toDate(Timestamp)) FROM otel_traces "
                        "WHERE ServiceName = 'backfill'") == [(101,)]
@@ -118,37 +113,22 @@ def test_spans_on_101_days_are_all_written(tmp_path: Path, store: Store) -> None
     assert metrics.get("insert_rejections_total") == 0  # split by day: all pieces went in
 
 
-def _poison_times() -> Any:
-    """Spans whose times the schema cannot hold, in one request."""
-    req = genai_request(4, service="poisoner", rng=random.Random(7))
-    a, b, c, d = req.resource_spans[0].scope_spans[0].spans
-    a.start_time_unix_nano = 1 << 63  # past Arrow's int64: used to fail the whole segment
-    a.end_time_unix_nano = (1 << 63) + 5
-    b.end_time_unix_nano = (1 << 64) - 1  # addNanoseconds overflow in llm_cost_by_trace_mv
-    c.start_time_unix_nano = 7_000_000_000 * 10**9  # year 2191: Date would wrap around
-    c.end_time_unix_nano = c.start_time_unix_nano + 1
-    event = d.events.add()
-    event.name = "late"
-    event.time_unix_nano = (1 << 64) - 1
-    return req
-
-
 def test_times_out_of_range_are_quarantined_and_the_rest_written(tmp_path: Path,
                                                                  store: Store) -> None:
     spool = _spool(tmp_path / "spool")
     canaries = _canaries(spool)
-    poison = _poison_times()
+    poison = poison_times()
     good = genai_request(3, service="poisoner", rng=random.Random(8))  # same request
     poison.resource_spans[0].scope_spans[0].spans.extend(
         good.resource_spans[0].scope_spans[0].spans)
     spool.append(poison.SerializeToString(), 7)
-    canaries |= _canaries(spool, clients=2) | _ids(good)
+    canaries |= _canaries(spool, clients=2) | span_ids(good)
 
     metrics = _write_all(spool, store)
 
     assert set(_stored(store)) == canaries
     _assert_views_match(store, len(canaries))
-    bad = _ids(poison) - _ids(good)
+    bad = span_ids(poison) - span_ids(good)
     quarantined = _quarantined(store)
     assert {(q["trace_id"], q["span_id"]) for q in quarantined} == bad
     assert {q["reason"] for q in quarantined} == {"timestamp_out_of_range"}
@@ -177,7 +157,7 @@ def test_rows_the_store_refuses_are_isolated(tmp_path: Path, store: Store) -> No
 
     metrics = _write_all(spool, store)
 
-    assert set(_stored(store)) == canaries | (_ids(mixed) - poisoned)
+    assert set(_stored(store)) == canaries | (span_ids(mixed) - poisoned)
     _assert_views_match(store, len(canaries) + 298)
     quarantined = _quarantined(store)
     assert {(q["trace_id"], q["span_id"]) for q in quarantined} == poisoned
@@ -222,7 +202,7 @@ def test_isolation_interrupted_halfway_replays_the_same_pieces(
     writer = Writer(spool, store, Metrics(), workers=0, pricing=True, prices_file=None)
     writer.start()
     spool.close_intake()
-    assert not writer.stop(timeout=3)  # could not finish: the segment stays
+    assert not writer.stop(timeout=1)  # could not finish: the segment stays
     monkeypatch.setattr(Writer, "_insert", real)
     partial = len(_stored(store))
     assert 0 < partial < len(canaries) + 62  # some pieces went in before the "crash"
@@ -266,8 +246,8 @@ def test_isolation_gives_up_splitting_after_its_budget(tmp_path: Path, store: St
     assert calls <= 1 + 6 + 6
     stored = set(_stored(store))
     quarantined = {(q["trace_id"], q["span_id"]): q for q in _quarantined(store)}
-    assert stored | set(quarantined) == canaries | _ids(bad)  # nothing lost...
-    assert not stored & set(quarantined) and not stored & _ids(bad)  # ...or doubled
+    assert stored | set(quarantined) == canaries | span_ids(bad)  # nothing lost...
+    assert not stored & set(quarantined) and not stored & span_ids(bad)  # ...or doubled
     # a canary that shared the last unsplit block with bad rows waits in the quarantine
     assert all("not split further" in quarantined[k]["detail"] for k in canaries - stored)
 
@@ -286,7 +266,7 @@ def test_a_failing_view_never_doubles_the_table(tmp_path: Path, store: Store) ->
 
     metrics = _write_all(spool, store)
 
-    every = canaries | _ids(req)
+    every = canaries | span_ids(req)
     assert set(_stored(store)) == every
     _assert_views_match(store, len(every))  # llm_calls and the rollups: once, not twice
     quarantined = _quarantined(store)
@@ -333,6 +313,28 @@ def test_a_torn_record_in_a_sealed_segment_is_kept(tmp_path: Path, store: Store)
     assert entry["reason"] == "undecodable" and "checksum" in entry["detail"]
 
 
+def test_a_damaged_length_in_a_sealed_segment_loses_only_what_follows_it(
+        tmp_path: Path, store: Store) -> None:
+    """A record header whose length runs past the end of the segment: the records
+    before it are written, the bytes from it on are quarantined (not dropped unseen)."""
+    spool_dir = tmp_path / "spool"
+    spool = _spool(spool_dir)
+    canaries = _canaries(spool, clients=2)
+    spool.seal_if_due(force=True)
+    (segment,) = spool_dir.glob("*.seg")
+    with open(segment, "ab") as fh:
+        fh.write(_HEADER.pack(1 << 30, 0) + b"what follows a damaged length")
+    spool = _spool(spool_dir)
+    spool.recover()
+
+    _write_all(spool, store)
+
+    assert set(_stored(store)) == canaries
+    (entry,) = _quarantined(store)
+    assert entry["reason"] == "undecodable" and "checksum" in entry["detail"]
+    assert b"what follows" in base64.b64decode(entry["span"])
+
+
 def test_a_span_that_breaks_conversion_is_isolated(tmp_path: Path, store: Store,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever raises while converting one span (a pricing bug, a value the Arrow
@@ -357,7 +359,7 @@ def test_a_span_that_breaks_conversion_is_isolated(tmp_path: Path, store: Store,
     _write_all(spool, store)
 
     exploding = (spans[2].trace_id.hex(), spans[2].span_id.hex())
-    assert set(_stored(store)) == canaries | (_ids(req) - {exploding})
+    assert set(_stored(store)) == canaries | (span_ids(req) - {exploding})
     (entry,) = _quarantined(store)
     assert entry["reason"] == "conversion_failed"
     assert (entry["trace_id"], entry["span_id"]) == exploding
@@ -365,14 +367,15 @@ def test_a_span_that_breaks_conversion_is_isolated(tmp_path: Path, store: Store,
 
 
 def test_quarantine_waits_in_a_file_while_the_store_cannot_take_it(
-        tmp_path: Path, store: Store) -> None:
+        tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """The quarantine table refusing inserts (e.g. a store not migrated yet) loses nothing:
     the rows wait in the spool's quarantine directory and go in once it can."""
+    monkeypatch.setattr(writer_module, "QUARANTINE_RETRY_S", 0.2)
     store.command(f"RENAME TABLE {QUARANTINE} TO q_away")
     spool_dir = tmp_path / "spool"
     spool = _spool(spool_dir)
     canaries = _canaries(spool)
-    spool.append(_poison_times().SerializeToString(), 4)
+    spool.append(poison_times().SerializeToString(), 4)
     metrics = Metrics()
     spool.seal_if_due(force=True)
     writer = Writer(spool, store, metrics, workers=0, pricing=True, prices_file=None)
@@ -395,3 +398,4 @@ def test_quarantine_waits_in_a_file_while_the_store_cannot_take_it(
     assert len(_quarantined(store)) == 4
     assert writer.status() == (True, "ok")
     assert not list((spool_dir / "quarantine").iterdir())
+

@@ -7,6 +7,7 @@ every insert for 60 s and a huge one grew the collector to 5.5 GB.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -23,7 +24,7 @@ from spanledger.collector.config import CollectorConfig
 from spanledger.collector.segment_conversion import write_stream
 from spanledger.store import Store
 from spanledger.store.chdb_store import EngineTurns
-from spanledger.store.sql_http import SqlHttpServer
+from spanledger.store.sql_http import SqlHttpServer, client_gone
 from support.store import batch, migrated_store, span
 
 LONG = "SELECT count() FROM numbers(1000000000000)"  # runs for minutes unless stopped
@@ -174,3 +175,22 @@ def test_the_collector_config_sets_the_limits(tmp_path: Path) -> None:
         assert status == 500 and "TOO_MANY_ROWS_OR_BYTES" in body  # over max_result_mb
     finally:
         collector.stop(timeout=10)
+
+
+def test_a_client_is_gone_only_when_it_hung_up() -> None:
+    """A collector holds many files open; select() fails past descriptor 1023, and taking
+    that for a hang-up cancelled healthy queries."""
+    held = [open(os.devnull) for _ in range(1100)]  # noqa: SIM115 (closed below)
+    try:
+        ours, theirs = socket.socketpair()
+        assert ours.fileno() > 1023
+        assert not client_gone(ours)
+        theirs.sendall(b"GET / HTTP/1.1\r\n")  # a pipelined request is not a hang-up
+        assert not client_gone(ours)
+        theirs.close()
+        ours.recv(100)
+        assert client_gone(ours)
+        ours.close()
+    finally:
+        for f in held:
+            f.close()

@@ -262,6 +262,8 @@ class Quarantine:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics = metrics
         self.last_error: str | None = None
+        #: files may be waiting (from a previous run, or an insert that failed)
+        self.maybe_pending = True
 
     def put(self, entries: Sequence[QuarantinedSpan], token: str) -> None:
         """Quarantine ``entries``; durable on return (table or file). ``token`` dedups a replay."""
@@ -288,9 +290,12 @@ class Quarantine:
 
     def flush(self) -> bool:
         """Insert the files the store did not take before; True when none is left."""
+        if not self.maybe_pending:
+            return True
         for path in sorted(self.dir.glob(f"*{SUFFIX}")):
             if not self._insert(path, path.name[: -len(SUFFIX)]):
                 return False
+        self.maybe_pending = False
         return True
 
     @property
@@ -306,6 +311,7 @@ class Quarantine:
                 log.error("quarantine rows kept in %s until the store takes them: %s",
                           self.dir, str(exc).splitlines()[0] if str(exc) else repr(exc))
             self.last_error = str(exc)
+            self.maybe_pending = True
             return False
         self.last_error = None
         path.unlink(missing_ok=True)

@@ -103,7 +103,12 @@ def segment_token(path: str | Path) -> str:
 
 
 def plan_segment(path: str | Path, chunk_bytes: int) -> list[tuple[int, int]]:
-    """The segment split into (offset, length) chunks of whole records (headers only)."""
+    """The segment split into (offset, length) chunks of whole records (headers only).
+
+    Bytes after the last readable record header (a damaged length) stay in the
+    last chunk, where conversion finds them failing their checksum and
+    quarantines them instead of dropping them unseen.
+    """
     chunks: list[tuple[int, int]] = []
     size = Path(path).stat().st_size
     start = pos = 0
@@ -117,8 +122,8 @@ def plan_segment(path: str | Path, chunk_bytes: int) -> list[tuple[int, int]]:
             if pos - start >= chunk_bytes:
                 chunks.append((start, pos - start))
                 start = pos
-    if pos > start:
-        chunks.append((start, pos - start))
+    if size > start:
+        chunks.append((start, size - start))
     return chunks
 
 

@@ -64,6 +64,8 @@ BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 #: seconds a new worker may take to start and load the price catalog
 WARM_UP_TIMEOUT_S = 120
+#: seconds between attempts to insert quarantine files the store did not take
+QUARANTINE_RETRY_S = 5.0
 
 
 class Writer:
@@ -246,7 +248,7 @@ class Writer:
         if now < self._next_quarantine_flush:
             return
         flushed = self.quarantine.flush()
-        self._next_quarantine_flush = now + (0 if flushed else BACKOFF_MAX_S)
+        self._next_quarantine_flush = now + (0 if flushed else QUARANTINE_RETRY_S)
 
     def _fill(self, inflight: deque[_Job]) -> None:
         """Queue conversion of the oldest sealed segments not yet in flight."""
