@@ -12,12 +12,13 @@ in and a path comes out. With ``workers: 0`` everything runs in the writer
 thread (handy for debugging).
 
 No span can stop a conversion: spans whose times do not fit the schema's
-columns are taken out before conversion (they would overflow Arrow's int64 or
-a view's date arithmetic), and if converting a chunk still raises, it is done
-again request by request and then span by span, so only the spans that
-really fail are set aside. Everything set aside goes to a quarantine file
-beside the chunk's Arrow file (see :mod:`~spanledger.collector.quarantine`),
-including records whose bytes fail their checksum.
+columns (they would overflow Arrow's int64 or a view's date arithmetic) are
+found on the converted columns, taken out and the chunk converted again; if
+converting a chunk still raises, it is done again request by request and then
+span by span, so only the spans that really fail are set aside. Everything
+set aside goes to a quarantine file beside the chunk's Arrow file (see
+:mod:`~spanledger.collector.quarantine`), including records whose bytes fail
+their checksum.
 """
 
 from __future__ import annotations
@@ -163,17 +164,26 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
                 payload, q.UNDECODABLE, f"record {number} of the chunk at byte {offset}: "
                 f"{type(exc).__name__}: {exc}", segment))
             continue
-        aside += take_out_of_range(request, segment)
         requests.append(request)
     enricher = _enricher(prices_file) if pricing else None
     before = _snapshot(enricher)
-    try:
+    try:  # the fast path: nothing out of range (checked on the built columns), no error
         table, duplicates, keys = _convert(requests, enricher)
-    except Exception as exc:
-        log.warning("spool segment %s: converting the chunk at byte %d failed (%s: %s); "
-                    "converting it span by span", path, offset, type(exc).__name__, exc)
-        table, duplicates, keys, failed = _convert_isolating(requests, enricher, segment)
-        aside += failed
+        clean = times_in_range(table)
+    except Exception:
+        clean = False
+    if not clean:  # take out what the schema cannot hold, then try again
+        for request in requests:
+            aside += take_out_of_range(request, segment)
+        before = _snapshot(enricher)
+        try:
+            table, duplicates, keys = _convert(requests, enricher)
+        except Exception as exc:
+            log.warning("spool segment %s: converting the chunk at byte %d failed (%s: %s); "
+                        "converting it span by span", path, offset, type(exc).__name__, exc)
+            before = _snapshot(enricher)
+            table, duplicates, keys, failed = _convert_isolating(requests, enricher, segment)
+            aside += failed
     out = _chunk_file(path, offset)
     write_stream(table, out)
     after = _snapshot(enricher)
@@ -256,6 +266,22 @@ def single_span_request(rs: Any, ss: Any, span: Any) -> ExportTraceServiceReques
     out_ss.schema_url = ss.schema_url
     out_ss.spans.add().CopyFrom(span)
     return request
+
+
+def times_in_range(table: pa.Table) -> bool:
+    """Do all starts and ends of a converted table fit the schema? (vectorized, ~free)
+
+    Times past Arrow's int64 never get this far (building the columns fails);
+    this catches the starts past the last ``Date`` and the ends (start + duration)
+    past DateTime64(9).
+    """
+    if table.num_rows == 0:
+        return True
+    starts = table["Timestamp"].cast(pa.int64())
+    if pc.max(starts).as_py() >= START_LIMIT_NS:
+        return False
+    room = pc.subtract(pa.scalar(TIME_LIMIT_NS - 1, pa.int64()), starts).cast(pa.uint64())
+    return not pc.any(pc.greater(table["Duration"], room)).as_py()
 
 
 def out_of_range(span: Any) -> str | None:

@@ -44,6 +44,16 @@ MB = 1024 * 1024
 #: machine's RAM); in a collector that shares the machine with its services they
 #: only let memory grow. The collector mostly writes and reads little, so small
 #: caches cost nothing measurable (see bench/bench_collector.py for the numbers).
+#:
+#: Where the engine's memory goes (chdb 4.4, measured): importing chdb costs
+#: ~310 MB of RSS, ~240 MB of it the library's code pages (file-backed, shared,
+#: reclaimable; RSS counts them anyway) and ~65 MB the engine itself; an insert of a
+#: 35,000-span segment holds ~80 MB just to read its Arrow file into one block
+#: and ~130 MB with otel_traces' indexes and the views, for the length of the
+#: insert; background merges take another 60-230 MB while they run. A hard cap
+#: (``max_server_memory_usage``) would turn those into failed inserts, so none is
+#: set; freed memory is handed back after every insert instead (see
+#: :meth:`ChdbStore._give_back_memory`).
 ENGINE_SETTINGS: dict[str, int] = {
     # marks of the parts queries read (reports, merges): 5 GiB by default
     "mark_cache_size": 64 * MB,
