@@ -1,18 +1,23 @@
 """The issue's poison attack against a running collector, end to end.
 
 Canary clients keep sending while one client sends spans on 101 days and spans
-with impossible times: every canary is stored, ingestion goes on, and the bad
-spans are counted on /metrics and listed by ``spanledger quarantine list``,
-through the SQL front while the collector runs and straight from the store after.
+with impossible times: every canary is stored and ingestion goes on. Spans with
+impossible times are refused at intake today (OTLP partial success); the same
+spans left in the spool by an older collector (one without that check) are
+replayed at start, set aside, counted on /metrics and listed by
+``spanledger quarantine list``, through the SQL front while the collector runs
+and straight from the store after.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +26,19 @@ from support.collector import read_store_many, start_collector
 from support.poison import canary_request, poison_times, span_ids, spread_over_days
 
 
+def _leave_in_spool(store_dir: Path, request: Any) -> None:
+    """A sealed spool segment as an older collector (no time checks at intake) left it."""
+    spool = store_dir / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    payload = request.SerializeToString()
+    record = struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+    (spool / f"{1:016d}.seg").write_bytes(record)
+
+
 def test_poison_against_a_running_collector(tmp_path: Path) -> None:
     store_dir = tmp_path / "store"
+    poison = poison_times()
+    _leave_in_spool(store_dir, poison)
     collector = start_collector(store_dir)
     acked: set[tuple[str, str]] = set()
     try:
@@ -35,8 +51,8 @@ def test_poison_against_a_running_collector(tmp_path: Path) -> None:
         for client in range(3):
             send(canary_request(50, f"canary-{client}"))
         send(spread_over_days(canary_request(202, "backfill"), 101))
-        poison = poison_times()
-        stub.Export(poison, timeout=30)  # acknowledged: the spans are durable, then set aside
+        answer = stub.Export(poison, timeout=30)  # refused at intake: partial success
+        assert answer.partial_success.rejected_spans == 4
         for client in range(3):  # ingestion goes on
             send(canary_request(50, f"canary-{client}"))
         collector.wait_metric("spans_written_total", len(acked))
