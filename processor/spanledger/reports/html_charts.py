@@ -17,7 +17,7 @@ from spanledger.reports.chargeback import UNATTRIBUTED, label
 from spanledger.reports.formats import display_rows
 from spanledger.reports.period import Period
 from spanledger.reports.queries import DailyRow, SpendRow
-from spanledger.reports.tabular import Report
+from spanledger.reports.tabular import UNPRICED, Report
 
 ZERO = Decimal(0)
 
@@ -92,7 +92,7 @@ def unpriced_chart(rows: list[SpendRow]) -> str:
     calls: dict[str, int] = defaultdict(int)
     tokens: dict[str, int] = defaultdict(int)
     for r in rows:
-        if r.status != "priced":
+        if r.status == "unpriced":  # models without a price (not tools, not duplicates)
             key = f"{r.provider or '?'}/{r.model or '(no model)'}"
             calls[key] += r.calls
             tokens[key] += r.input_tokens + r.output_tokens
@@ -111,8 +111,10 @@ def traces_chart(report: Report) -> str:
     items = []
     for r in report.rows:
         unpriced = f" ({r['unpriced_calls']} unpriced)" if r["unpriced_calls"] else ""
+        tools = f", {r['tool_calls']} tool" if r.get("tool_calls") else ""
+        cost = UNPRICED if r.get("unpriced_run") else svg.usd_label(Decimal(r["cost"]))
         items.append((f"{r['trace_id'][:12]} {r['feature']}", Decimal(r["cost"]),
-                      f"{svg.usd_label(Decimal(r['cost']))} · {r['calls']} calls{unpriced} · "
+                      f"{cost} · {r['calls']} LLM calls{unpriced}{tools} · "
                       f"{r['amplification']}"))
     colours = [svg.PALETTE[5] if (r["cost_x"] is not None and r["cost_x"] >= 3) else svg.PALETTE[0]
                for r in report.rows]

@@ -137,7 +137,14 @@ def _period_where(period: Period, env: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SpendRow:
-    """One group x provider x model x status of ``llm_cost_daily`` summed over the period."""
+    """One group x provider x model x status of ``llm_cost_daily`` summed over the period.
+
+    ``calls`` counts calls of every kind; ``llm_calls``, ``tool_calls`` and
+    ``vector_calls`` split them (an aggregate tool span counts as a tool call only),
+    ``duplicate_spans`` are second spans of calls counted elsewhere (never in calls),
+    ``tool_cost`` / ``vector_cost`` are the parts of ``cost`` spent on tools and vector
+    databases. Defaults: rows built by hand for an LLM-only world.
+    """
 
     group: tuple[str, ...]
     provider: str
@@ -151,6 +158,17 @@ class SpendRow:
     cache_write_tokens: int
     reasoning_tokens: int
     cost: Decimal
+    llm_calls: int | None = None
+    tool_calls: int = 0
+    vector_calls: int = 0
+    duplicate_spans: int = 0
+    tool_cost: Decimal = Decimal(0)
+    vector_cost: Decimal = Decimal(0)
+
+    @property
+    def model_calls(self) -> int:
+        """LLM (model) calls: ``llm_calls``, else every call (a row without the kinds)."""
+        return self.calls if self.llm_calls is None else self.llm_calls
 
 
 _KEY = (Col("provider", "toString(Provider)", str), Col("model", "toString(Model)", str))
@@ -159,9 +177,15 @@ _SUMMED_TOKENS = (Col("input_tokens", "sum(InputTokens)"),
                   Col("cache_read_tokens", "sum(CacheReadTokens)"),
                   Col("cache_write_tokens", "sum(CacheWriteTokens)"))
 _COST = Col("cost", "toString(sum(Cost))", _money)
+#: calls of each kind, duplicates, and the cost of tools / vector databases (llm_cost_daily)
+KIND_COLS = (Col("llm_calls", "sum(LlmCalls)"), Col("tool_calls", "sum(ToolCalls)"),
+             Col("vector_calls", "sum(VectorCalls)"),
+             Col("duplicate_spans", "sum(DuplicateSpans)"),
+             Col("tool_cost", "toString(sum(ToolCost))", _money),
+             Col("vector_cost", "toString(sum(VectorCost))", _money))
 _SPEND = (*_KEY, Col("status", "toString(Status)", str), Col("calls", "sum(Calls)"),
           Col("errors", "sum(Errors)"), *_SUMMED_TOKENS,
-          Col("reasoning_tokens", "sum(ReasoningTokens)"), _COST)
+          Col("reasoning_tokens", "sum(ReasoningTokens)"), _COST, *KIND_COLS)
 
 
 def fetch_spend(store: Store, period: Period, dims: Sequence[str],
@@ -186,12 +210,19 @@ class CallUsageRow:
     reasoning_tokens: int
     calls: int
     cost: Decimal
+    #: 1-hour cache writes (part of cache_write_tokens) and the service tier priced
+    cache_write_1h_tokens: int = 0
+    tier: str = ""
 
 
-_USAGE = ("InputTokens", "OutputTokens", "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens")
+_USAGE = ("InputTokens", "OutputTokens", "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens",
+          "CacheWrite1hTokens")
+#: a call is re-priced with its usage and the service tier it was priced at
+_CALL_KEY = (*_USAGE, "PriceTier")
 _CALL_USAGE = (*_KEY, *(Col(f, c) for f, c in zip(
     ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-     "reasoning_tokens"), _USAGE, strict=True)), Col("calls", "count()"), _COST)
+     "reasoning_tokens", "cache_write_1h_tokens"), _USAGE, strict=True)),
+    Col("calls", "count()"), _COST, Col("tier", "toString(PriceTier)", str))
 
 
 def fetch_call_usage(store: Store, period: Period, dims: Sequence[str],
@@ -204,7 +235,8 @@ def fetch_call_usage(store: Store, period: Period, dims: Sequence[str],
     usage share a row, which keeps this to the number of distinct usages.
     """
     rest = (f"FROM llm_calls WHERE Status = 'priced' AND {_day_filter(period)}"
-            f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Provider, Model, {', '.join(_USAGE)}")
+            f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Provider, Model, "
+            f"{', '.join(_CALL_KEY)}")
     return [CallUsageRow(**r) for r in read_rows(store, _CALL_USAGE, rest, dims)]
 
 
@@ -244,6 +276,22 @@ class TraceRow:
     input_tokens: int
     output_tokens: int
     cost: Decimal
+    #: the kinds of ``calls`` and the duplicates (None: LLM calls = calls)
+    llm_calls: int | None = None
+    tool_calls: int = 0
+    vector_calls: int = 0
+    duplicate_spans: int = 0
+
+    @property
+    def model_calls(self) -> int:
+        """LLM (model) calls of the run."""
+        return self.calls if self.llm_calls is None else self.llm_calls
+
+    @property
+    def wholly_unpriced(self) -> bool:
+        """Calls, none of them priced: the run's cost is unknown, not $0."""
+        return self.calls > 0 and self.cost == 0 and self.unpriced_calls + self.tool_calls \
+            + self.vector_calls >= self.calls
 
     @property
     def duration_s(self) -> float:
@@ -258,6 +306,8 @@ _TRACE = (
     Col("models", "arrayStringConcat(arraySort(groupUniqArrayArray(Models)), '\\n')", _lines),
     Col("calls", "sum(Calls)"), Col("unpriced_calls", "sum(UnpricedCalls)"),
     Col("error_calls", "sum(ErrorCalls)"), *_SUMMED_TOKENS[:2], _COST,
+    Col("llm_calls", "sum(LlmCalls)"), Col("tool_calls", "sum(ToolCalls)"),
+    Col("vector_calls", "sum(VectorCalls)"), Col("duplicate_spans", "sum(DuplicateSpans)"),
 )
 
 
@@ -302,8 +352,11 @@ _DETAIL_GROUP = ("Day, Team, Feature, Customer, CostCenter, Environment, Service
 
 
 def fetch_detail(store: Store, period: Period, env: str | None = None) -> list[DetailRow]:
-    """The daily rollup at full detail (FOCUS export: one row per day and key)."""
-    rest = (f"FROM llm_cost_daily {_period_where(period, env)} "
+    """The daily rollup at full detail (FOCUS export: one row per day and key).
+
+    Duplicate spans carry no call, token or cost: they are no line of a bill.
+    """
+    rest = (f"FROM llm_cost_daily {_period_where(period, env)} AND Status != 'duplicate' "
             f"GROUP BY {_DETAIL_GROUP} ORDER BY {_DETAIL_GROUP}")
     out = []
     for r in read_rows(store, _DETAIL, rest):
