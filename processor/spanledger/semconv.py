@@ -88,8 +88,11 @@ REASONING_TOKENS = (
 )
 TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens")
 RESPONSE_ID = "gen_ai.response.id"
-#: the tier a call was served at, then the one asked for (OpenAI: flex, priority, ...)
-SERVICE_TIER = ("openai.response.service_tier", "gen_ai.openai.response.service_tier",
+#: the tier a call was served at, then the one asked for (OpenAI: flex, priority, ...);
+#: first ``spanledger.price.tier``, which an application may set itself (a batch job:
+#: ``batch``) and which spanledger writes with the tier it priced
+SERVICE_TIER = ("spanledger.price.tier",
+                "openai.response.service_tier", "gen_ai.openai.response.service_tier",
                 "openai.request.service_tier", "gen_ai.openai.request.service_tier",
                 "gen_ai.request.service_tier")
 #: costs other tools put on spans (USD): ours while a span is unpriced, and the
@@ -126,6 +129,8 @@ OPENINFERENCE_REASONING = "llm.token_count.completion_details.reasoning"
 OPENINFERENCE_KIND = "openinference.span.kind"
 OPENINFERENCE_INVOCATION = "llm.invocation_parameters"
 OPENINFERENCE_COST = "llm.cost.total"
+LITELLM_MODEL = "litellm.provider.model"
+LITELLM_COST = "gen_ai.cost.total_cost"
 PYDANTIC_AI_CACHE_READ = "gen_ai.usage.details.cache_read_tokens"
 PYDANTIC_AI_CACHE_WRITE = "gen_ai.usage.details.cache_write_tokens"
 PYDANTIC_AI_REASONING = "gen_ai.usage.details.reasoning_tokens"

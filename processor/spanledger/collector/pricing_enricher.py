@@ -44,6 +44,9 @@ from spanledger.collector.convert import SpanRef, format_double
 
 log = logging.getLogger(__name__)
 
+#: how many earlier spans of a trace (or response id) a span is compared with
+_NEAR = 64
+
 #: our cost attributes: removed from a span that turns out to be a duplicate
 _OUR_COST = (semconv.COST, semconv.COST_INPUT, semconv.COST_OUTPUT, semconv.COST_CACHE_READ,
              semconv.COST_CACHE_WRITE, semconv.PRICE_SOURCE, semconv.COST_AMOUNT,
@@ -179,27 +182,22 @@ class PricingEnricher:
                 i = parent[i]
             return i
 
-        # a span finds its earlier siblings and children under ("c", trace, parent of them),
-        # its parent under ("s", trace, span id), a span of another trace by response id
+        # a span finds the earlier spans of its call among those of its trace, or of
+        # another trace with its response id
         buckets: dict[Any, list[int]] = {}
         for i, cand in enumerate(pending):
             f = cand.facts
-            lookups = [("c", f.trace_id, f.span_id)]
-            if f.parent_id is not None:
-                lookups += [("c", f.trace_id, f.parent_id), ("s", f.trace_id, f.parent_id)]
+            keys = [("t", f.trace_id)]
             if f.response_id:
-                lookups.append(("r", f.response_id))
-            for key in lookups:
-                for j in buckets.get(key, ()):
+                keys.append(("r", f.response_id))
+            for key in keys:
+                bucket = buckets.setdefault(key, [])
+                # an export request lists spans in end order: the partner is near (a trace of
+                # thousands of calls in one chunk costs 64 comparisons per span, not thousands)
+                for j in bucket[-_NEAR:]:
                     if root(i) != root(j) and self._same_call(pending[j].facts, f):
                         parent[root(i)] = root(j)
-            registers = [("s", f.trace_id, f.span_id)]
-            if f.parent_id is not None:
-                registers.append(("c", f.trace_id, f.parent_id))
-            if f.response_id:
-                registers.append(("r", f.response_id))
-            for key in registers:
-                buckets.setdefault(key, []).append(i)
+                bucket.append(i)
         grouped: dict[int, list[_Candidate]] = {}
         for i, cand in enumerate(pending):
             grouped.setdefault(root(i), []).append(cand)

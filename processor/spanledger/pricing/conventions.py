@@ -46,6 +46,8 @@ class Convention:
     #: the entry applies only to these providers (lower case values of ``provider``); () = all
     providers: tuple[str, ...] = ()
     provider: tuple[str, ...] = semconv.PROVIDER
+    #: the provider to price with whatever the attributes say (a gateway's own id scheme)
+    fixed_provider: str | None = None
     response_model: tuple[str, ...] = (semconv.RESPONSE_MODEL,)
     request_model: tuple[str, ...] = (semconv.REQUEST_MODEL,)
     input: tuple[str, ...] = semconv.INPUT_TOKENS
@@ -149,11 +151,14 @@ OPENLIT = Convention(
     emitted_by="openlit",
 )
 
-#: litellm's OpenTelemetry callback: provider ``litellm`` style ids (``anthropic/claude-...``)
+#: litellm's OpenTelemetry callback: its ``provider/model`` ids (``anthropic/claude-...``,
+#: ``openai/text-embedding-3-small``) priced through genai-prices' litellm handling
 LITELLM = Convention(
     name="litellm",
     scopes=("litellm",),
-    markers=("gen_ai.cost.total_cost",),
+    markers=(semconv.LITELLM_COST, semconv.LITELLM_MODEL),
+    fixed_provider="litellm",
+    response_model=(semconv.LITELLM_MODEL, semconv.RESPONSE_MODEL),
     emitted_by="litellm (callbacks=['otel'])",
 )
 

@@ -18,8 +18,9 @@ Two spans describe the same call (:func:`same_call`) when ALL of these hold:
    call twice: two identical concurrent calls of one instrumentation stay two calls);
 5. and either
    a. the same ``gen_ai.response.id`` (the provider's id for the call; any trace), or
-   b. when at most one of them has a response id: they are parent and child, or
-      siblings, in one trace.
+   b. when at most one of them has a response id: the same trace. Usually they are
+      parent and child or siblings, but a third instrumentation's span (or a framework
+      span without usage) can sit between the two, so any two spans of the trace qualify.
 
 Which span keeps the cost:
 
@@ -60,6 +61,9 @@ class CallFacts(NamedTuple):
     output_tokens: int
     response_id: str | None
     completeness: int
+    #: the span that keeps the call's cost: this one, or (on a duplicate remembered so a
+    #: third span of the call finds it) the one it duplicates
+    keeper: Any = None
 
 
 _new = tuple.__new__
@@ -78,7 +82,8 @@ def facts(trace_id: Any, span_id: Any, parent_id: Any, start_ns: int, end_ns: in
     # tuple.__new__: a NamedTuple's own constructor is a Python frame, this runs per call
     return _new(CallFacts, (trace_id, span_id, parent_id, start_ns, end_ns, scope,
                             reading.request_model, reading.model, counts[0], counts[1],
-                            reading.response_id, completeness(reading) if rank else 0))
+                            reading.response_id, completeness(reading) if rank else 0,
+                            span_id))
 
 
 def completeness(reading: CallReading) -> int:
@@ -103,10 +108,7 @@ def same_call(a: CallFacts, b: CallFacts) -> bool:
         return False
     if a.response_id and b.response_id:
         return a.response_id == b.response_id
-    if a.trace_id != b.trace_id:
-        return False
-    return (a.parent_id == b.span_id or b.parent_id == a.span_id
-            or (a.parent_id is not None and a.parent_id == b.parent_id))
+    return bool(a.trace_id == b.trace_id)
 
 
 def keeps_cost(a: CallFacts, b: CallFacts) -> bool:

@@ -185,7 +185,8 @@ def read_with(convention: Convention, attrs: Mapping[str, Any]) -> CallReading:
     tier = first_text(attrs, c.tier)
     if tier is None and c.tier_in_json:
         tier = _tier_from_json(attrs, c.tier_in_json)
-    return CallReading(c, first_text(attrs, c.provider), response or request, request, counts,
+    provider = c.fixed_provider or first_text(attrs, c.provider)
+    return CallReading(c, provider, response or request, request, counts,
                        tier, first_text(attrs, c.response_id), _reported(attrs, c.reported_cost))
 
 

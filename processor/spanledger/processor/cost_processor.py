@@ -353,6 +353,8 @@ class CostSpanProcessor(SpanProcessor):
                 found = call_facts(trace_id, self._span_id_of(span), parent_id, start_ns,
                                    end_ns, scope, reading, False)
                 other = self._check_call(found) if found is not None else None
+                if other is not None:  # remembered too: a third span of the call finds it
+                    calls.add(found._replace(keeper=other.keeper))  # type: ignore[union-attr]
             elif scope == calls.scope:  # the one instrumentation so far: just remember it
                 calls.ring.append((trace_id, self._span_id_of(span), parent_id, start_ns,
                                    end_ns, scope, reading))  # a deque: the oldest drops out
@@ -443,7 +445,7 @@ class CostSpanProcessor(SpanProcessor):
             for name in THEIR_COST_NAMES:
                 merged.pop(name, None)
         merged[_COST_STATUS] = _DUPLICATE
-        merged[_DUPLICATE_OF] = f"{other.span_id:016x}"
+        merged[_DUPLICATE_OF] = f"{other.keeper:016x}"
         call_attributes(merged, reading, None)
         with self._lock:
             self.stats.duplicates += 1

@@ -12,7 +12,7 @@ Why it exists, and why it is small: three things need memory across spans:
 
 - duplicate detection: a provider call traced twice (an SDK's own span and an
   instrumentation's) is counted once; the spans counted recently are indexed by
-  response id and by parent (:class:`CallIndex`) so the second can find the first.
+  response id and by trace (:class:`CallIndex`) so the second can find the first.
 
 Plain spans touch none of it except when they are a local root (one insert),
 which is what keeps the processor cheap on the 99% of spans that are not LLM
@@ -200,20 +200,19 @@ class CallIndex:
     """Recently counted calls, for finding the second span of a call (pricing/duplicates.py).
 
     Two buckets per call: its response id (any trace: the anthropic SDK's span and
-    OpenLLMetry's may sit in two traces) and its (trace, parent) pair (siblings; a
-    parent looks up its own span id to find its children). Each bucket keeps its
-    ``per_key`` most recent calls, newest last, and is scanned newest first until a
-    call that ended before this one started: the partner of a span overlaps it in time,
-    so a long agent loop under one parent costs a look at its last call, not all of
-    them. At most ``max_keys`` buckets (the older half dropped beyond that).
+    OpenLLMetry's may sit in two traces) and its trace. Each bucket keeps its ``per_key``
+    most recent calls, newest last, and is scanned newest first until a call that ended
+    before this one started: the partner of a span overlaps it in time, so a long agent
+    loop costs a look at its last call, not all of them. At most ``max_keys`` buckets per
+    kind (the older half dropped beyond that).
     """
 
-    __slots__ = ("_lock", "by_parent", "by_rid", "max_keys", "multi", "per_key", "ring",
+    __slots__ = ("_lock", "by_rid", "by_trace", "max_keys", "multi", "per_key", "ring",
                  "ring_size", "scope")
 
     def __init__(self, max_keys: int = 20_000, per_key: int = 16, ring_size: int = 64) -> None:
         self.by_rid: dict[str, list[CallFacts]] = {}
-        self.by_parent: dict[tuple[Any, Any], list[CallFacts]] = {}
+        self.by_trace: dict[Any, list[CallFacts]] = {}
         self.max_keys = max(max_keys, 2)
         self.per_key = max(per_key, 1)
         self._lock = threading.Lock()
@@ -224,6 +223,9 @@ class CallIndex:
         self.multi = False
         self.ring: deque[tuple[Any, ...]] = deque(maxlen=max(ring_size, 1))
         self.ring_size = max(ring_size, 1)
+
+    def __len__(self) -> int:
+        return len(self.by_rid) + len(self.by_trace)
 
     def other_scope(self, trace_id: Any, span_id: Any, parent_id: Any, start_ns: int,
                     end_ns: int, scope: str, reading: Any) -> CallFacts | None:
@@ -246,62 +248,29 @@ class CallIndex:
                 self.ring.clear()
                 self.multi = True
         f = facts(trace_id, span_id, parent_id, start_ns, end_ns, scope, reading, False)
-        return None if f is None else self.check_and_add(f)
-
-    def __len__(self) -> int:
-        return len(self.by_rid) + len(self.by_parent)
+        if f is None:
+            return None
+        other = self.check_and_add(f)
+        if other is not None:  # remembered too: a third span of the call finds it
+            self.add(f._replace(keeper=other.keeper))
+        return other
 
     def check_and_add(self, f: CallFacts) -> CallFacts | None:
         """:meth:`find`, and :meth:`add` when nothing was found: the per-span form, in one
         frame (the processor calls it on every span with usage)."""
-        start = f.start_ns
         rid = f.response_id
-        by_rid = self.by_rid
-        by_parent = self.by_parent
-        rid_bucket = by_rid.get(rid) if rid is not None else None
+        rid_bucket = self.by_rid.get(rid) if rid is not None else None
         if rid_bucket:
-            for other in reversed(rid_bucket):
-                if other.end_ns < start:
-                    break
-                if other.span_id != f.span_id and same_call(other, f):
-                    return other
-        parent = f.parent_id
-        sibling_bucket = None
-        if by_parent:
-            if parent is not None:
-                sibling_bucket = by_parent.get((f.trace_id, parent))
-                if sibling_bucket:
-                    for other in reversed(sibling_bucket):
-                        if other.end_ns < start:
-                            break
-                        if other.span_id != f.span_id and same_call(other, f):
-                            return other
-            children = by_parent.get((f.trace_id, f.span_id))
-            if children:
-                for other in reversed(children):
-                    if other.end_ns < start:
-                        break
-                    if same_call(other, f):
-                        return other
-        per_key = self.per_key
-        if rid is not None:
-            if rid_bucket is None:
-                by_rid[rid] = [f]
-                if len(by_rid) > self.max_keys:
-                    self._trim(by_rid)
-            else:
-                rid_bucket.append(f)
-                if len(rid_bucket) > per_key:
-                    del rid_bucket[0]
-        if parent is not None:
-            if sibling_bucket is None:
-                by_parent[(f.trace_id, parent)] = [f]
-                if len(by_parent) > self.max_keys:
-                    self._trim(by_parent)
-            else:
-                sibling_bucket.append(f)
-                if len(sibling_bucket) > per_key:
-                    del sibling_bucket[0]
+            hit = _scan(rid_bucket, f)
+            if hit is not None:
+                return hit
+        trace_bucket = self.by_trace.get(f.trace_id)
+        if trace_bucket:
+            hit = _scan(trace_bucket, f)
+            if hit is not None:
+                return hit
+        self._put(self.by_rid, rid, f, rid_bucket)
+        self._put(self.by_trace, f.trace_id, f, trace_bucket)
         return None
 
     def find(self, f: CallFacts) -> CallFacts | None:
@@ -310,24 +279,18 @@ class CallIndex:
             hit = _scan(self.by_rid.get(f.response_id), f)
             if hit is not None:
                 return hit
-        by_parent = self.by_parent
-        if by_parent:
-            if f.parent_id is not None:
-                hit = _scan(by_parent.get((f.trace_id, f.parent_id)), f)
-                if hit is not None:
-                    return hit
-            return _scan(by_parent.get((f.trace_id, f.span_id)), f)
-        return None
+        return _scan(self.by_trace.get(f.trace_id), f)
 
     def add(self, f: CallFacts) -> None:
-        """Remember a counted call."""
-        if f.response_id is not None:
-            self._put(self.by_rid, f.response_id, f)
-        if f.parent_id is not None:
-            self._put(self.by_parent, (f.trace_id, f.parent_id), f)
+        """Remember a counted call (or a duplicate, whose ``keeper`` names the counted one)."""
+        rid = f.response_id
+        self._put(self.by_rid, rid, f, self.by_rid.get(rid) if rid is not None else None)
+        self._put(self.by_trace, f.trace_id, f, self.by_trace.get(f.trace_id))
 
-    def _put(self, table: dict[Any, list[CallFacts]], key: Any, f: CallFacts) -> None:
-        bucket = table.get(key)
+    def _put(self, table: dict[Any, list[CallFacts]], key: Any, f: CallFacts,
+             bucket: list[CallFacts] | None) -> None:
+        if key is None:
+            return
         if bucket is None:
             table[key] = [f]
             if len(table) > self.max_keys:
@@ -348,7 +311,7 @@ class CallIndex:
 
     def clear(self) -> None:
         self.by_rid.clear()
-        self.by_parent.clear()
+        self.by_trace.clear()
         self.ring.clear()
 
 
