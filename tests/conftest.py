@@ -18,12 +18,14 @@ TESTS = Path(__file__).resolve().parent
 #: or build a wheel. CI runs everything; ``-m "not e2e"`` leaves these out.
 E2E = (
     "test_collector_bad_input.py",
+    "test_collector_conventions.py",
     "test_collector_durability.py",
     "test_collector_e2e.py",
     "test_collector_sql_auth.py",
     "test_demo_run.py",
     "test_packaging.py",
     "test_processor_clients.py",
+    "test_processor_conventions.py",
     "test_store_lock.py",
     "test_deploy_compose.py::test_example_service_exports_costed_attributed_spans",
     "test_processor_setup.py::test_zero_code_opentelemetry_instrument",
