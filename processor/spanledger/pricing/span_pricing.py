@@ -38,7 +38,7 @@ from spanledger.pricing import conventions
 from spanledger.pricing.catalog import DYNAMIC, PriceCatalog, tier_context
 from spanledger.pricing.rates import cost_from_pico, cost_to_pico
 from spanledger.pricing.types import PICO_PER_USD, Cost, TokenUsage
-from spanledger.pricing.usage import CallReading, first_text, read_call
+from spanledger.pricing.usage import CallReading, first_text, read_call, read_fast
 
 #: any of these makes a span a GenAI span (every convention's usage, model, provider names)
 GENAI_KEYS: frozenset[str] = conventions.CALL_KEYS
@@ -57,6 +57,7 @@ class SpanPrice(NamedTuple):
     provider: str | None
     model: str | None
     usage: TokenUsage | None
+    #: None for a plain GenAI semconv span (nothing to add beside the cost)
     reading: CallReading | None = None
     #: the tier whose price variant priced the call (None: the standard price)
     tier: str | None = None
@@ -157,7 +158,8 @@ def _price_call(catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: 
 
 #: (status, pico parts [input, output, cache_read, cache_write] or None, price source or
 #: None, provider, model, usage counts or None, the Cost when one was built on the way,
-#: the reading (None for per-call prices), the tier whose price variant applied)
+#: the reading (None for per-call prices and for plain GenAI semconv spans, which
+#: :func:`read_call` reads again when needed), the tier whose price variant applied)
 PicoPrice = tuple[
     str,
     "list[int] | tuple[int, ...] | None",
@@ -201,8 +203,14 @@ def price_span_pico(
             return None  # e.g. a SQL span of a database without a per-call price
         return _priced_call(cost, None)
     d = attrs if type(attrs) is dict else _as_dict(attrs)
-    reading = read_call(d, scope)
-    _, provider, model, _, counts, tier, _, _ = reading  # unpacked: no attribute lookups
+    fast = read_fast(d, scope)
+    reading: CallReading | None
+    if fast is not None:  # plain GenAI semconv: no reading built (read_call reads the same)
+        provider, model, counts = fast
+        reading = tier = None
+    else:
+        reading = read_call(d, scope)
+        _, provider, model, _, counts, tier, _, _ = reading  # unpacked: no attribute lookups
     if counts is None or not (counts[0] or counts[1] or counts[2] or counts[3]):
         if catalog.call_keys and not catalog.call_keys.isdisjoint(d):
             cost = _price_call(catalog, d, start_time_ns)

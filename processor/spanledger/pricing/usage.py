@@ -18,8 +18,8 @@ value as a string. A bad value must never crash the span pipeline and must never
 mistaken for a count: junk is treated as absent.
 
 The common case (current GenAI semconv names, int values, no other convention's
-marker) is read inline in :func:`read_call` without building a Convention lookup; the
-processor runs it on every GenAI span end.
+marker, tier or reported cost) is :func:`read_fast`, inline and without building a
+reading; the processor runs it on every GenAI span end.
 """
 
 from __future__ import annotations
@@ -198,28 +198,29 @@ _REASONING, _REASONING_LEGACY = semconv.REASONING_TOKENS
 _PROVIDER, _PROVIDER_LEGACY = semconv.PROVIDER
 _RESPONSE_MODEL, _REQUEST_MODEL, _RESPONSE_ID = (
     semconv.RESPONSE_MODEL, semconv.REQUEST_MODEL, semconv.RESPONSE_ID)
-_COSTS = semconv.REPORTED_COST_SOURCES
 _RARE = conv.RARE_KEYS
-_MARKERS = conv.MARKERS
 _SCOPES = conv.SCOPES
 _scope_entries = conv.scope_entries
 _GENAI = conv.GENAI
-_new = tuple.__new__
 
 
-def read_call(attrs: Mapping[str, Any], scope: str | None = None) -> CallReading:
-    """Everything pricing needs from a span, through its convention (``scope``: the
-    instrumentation scope name, when the caller knows it)."""
+def read_fast(attrs: Mapping[str, Any], scope: str | None = None
+              ) -> tuple[str | None, str | None, Counts | None] | None:
+    """(provider, billed model, counts) of a plain GenAI semconv span; None = not one.
+
+    The per-span fast path of pricing: a span of no special instrumentation scope, with no
+    other convention's marker, service tier or reported cost (one set walk tells), read
+    under the current names inline when they hold plain ints. Anything else is None and
+    goes through :func:`read_call`, which gives the same numbers for these spans.
+    """
     if scope:
         special = _SCOPES.get(scope)
         if special is None:
             special = _scope_entries(scope)
         if special:
-            return read_with(conv.recognize(attrs, scope), attrs)
-    rare = not _RARE.isdisjoint(attrs)  # one walk: other conventions, tiers, reported costs
-    if rare and not _MARKERS.isdisjoint(attrs):
-        return read_with(conv.recognize(attrs, scope), attrs)
-    # GENAI, unrolled: current name inline when it holds a plain int, else the slow path
+            return None
+    if not _RARE.isdisjoint(attrs):  # one walk: other conventions, tiers, reported costs
+        return None
     get = attrs.get
     v = get(_INPUT)
     inp = v if type(v) is int and v >= 0 else _first_count(attrs, semconv.INPUT_TOKENS)
@@ -249,20 +250,25 @@ def read_call(attrs: Mapping[str, Any], scope: str | None = None) -> CallReading
         provider = get(_PROVIDER_LEGACY)
         if type(provider) is not str or not provider:
             provider = None
-    request = get(_REQUEST_MODEL)
-    if type(request) is not str or not request:
-        request = None
     model = get(_RESPONSE_MODEL)
     if type(model) is not str or not model:
-        model = request
-    rid = get(_RESPONSE_ID)
-    tier = reported = None
-    if rare:
-        tier = first_text(attrs, _GENAI.tier)
-        reported = _reported(attrs, _COSTS)
-    # tuple.__new__: the NamedTuple constructor is a Python frame, and this runs per span
-    return _new(CallReading, (_GENAI, provider, model, request, counts, tier,
-                              rid if type(rid) is str and rid else None, reported))
+        model = get(_REQUEST_MODEL)
+        if type(model) is not str or not model:
+            model = None
+    return provider, model, counts
+
+
+def read_call(attrs: Mapping[str, Any], scope: str | None = None) -> CallReading:
+    """Everything pricing needs from a span, through its convention (``scope``: the
+    instrumentation scope name, when the caller knows it)."""
+    fast = read_fast(attrs, scope)
+    if fast is None:
+        return read_with(conv.recognize(attrs, scope), attrs)
+    provider, model, counts = fast
+    request = attrs.get(_REQUEST_MODEL)
+    rid = attrs.get(_RESPONSE_ID)
+    return CallReading(_GENAI, provider, model, request if type(request) is str and request
+                       else None, counts, None, rid if type(rid) is str and rid else None, None)
 
 
 def read_counts(attrs: Mapping[str, Any], scope: str | None = None) -> Counts | None:

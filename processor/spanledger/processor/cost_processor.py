@@ -68,6 +68,7 @@ from spanledger.pricing.span_pricing import (
     semconv_cost_from_env,
 )
 from spanledger.pricing.types import PICO_PER_USD, USD_SCALE, ZERO
+from spanledger.pricing.usage import read_call
 
 from . import sdk_access
 
@@ -345,30 +346,24 @@ class CostSpanProcessor(SpanProcessor):
         price = self._price_span(self.catalog, merged, start_ns, scope)
         if op in _AGGREGATE_OPS:
             return self._aggregate(span, merged, pending, parent_id)
-        reading = price[7] if price is not None else None
-        if (reading is not None and reading[4] is not None  # counts: a call with usage
-                and (price[0] == _PRICED or price[0] == _UNPRICED)):  # type: ignore[index]
+        if (price is not None and price[5] is not None  # counts: a call with usage
+                and (price[0] == _PRICED or price[0] == _UNPRICED)):
             calls = self._calls
             if calls.multi:  # two instrumentations here: an earlier span of this call?
-                found = call_facts(trace_id, self._span_id_of(span), parent_id, start_ns,
-                                   end_ns, scope, reading, False)
-                other = self._check_call(found) if found is not None else None
-                if other is not None:  # remembered too: a third span of the call finds it
-                    calls.add(found._replace(keeper=other.keeper))  # type: ignore[union-attr]
+                other = self._same_call(span, merged, price[7], scope, trace_id, parent_id,
+                                        start_ns, end_ns)
             elif scope == calls.scope:  # the one instrumentation so far: just remember it
-                calls.ring.append((trace_id, self._span_id_of(span), parent_id, start_ns,
-                                   end_ns, scope, reading))  # a deque: the oldest drops out
+                calls.ring.append((span, merged, price[7], scope))  # a deque: oldest drop out
                 other = None
             else:
-                other = calls.other_scope(trace_id, self._span_id_of(span), parent_id,
-                                          start_ns, end_ns, scope, reading)
+                other = calls.other_scope((span, merged, price[7], scope), self._ring_facts)
             if other is not None:
-                return self._duplicate(span, merged, pending, parent_id, reading, other)
+                return self._duplicate(span, merged, pending, parent_id, price[7], scope, other)
         if pending is not None:
             return self._aggregate(span, merged, pending, parent_id, price is None and op is None)
         if price is None:
             return span
-        status, parts, source = price[0], price[1], price[2]
+        status, parts, source, reading = price[0], price[1], price[2], price[7]
         if reading is not None and reading[7] is not None:  # another tool's cost: ours replaces
             for name in THEIR_COST_NAMES:
                 merged.pop(name, None)
@@ -436,11 +431,35 @@ class CostSpanProcessor(SpanProcessor):
         self.stats.enriched += 1
         return self._with_attributes(span, merged)
 
+    def _same_call(self, span: ReadableSpan, merged: dict[str, Any], reading: Any, scope: str,
+                   trace_id: int, parent_id: int | None, start_ns: int, end_ns: int) -> Any:
+        """The counted span this one duplicates (None: it is the first of its call, and is
+        remembered); a duplicate is remembered too, so a third span of the call finds it."""
+        if reading is None:  # a plain GenAI span was priced without a reading: read it now
+            reading = read_call(merged, scope)
+        found = call_facts(trace_id, self._span_id_of(span), parent_id, start_ns, end_ns, scope,
+                           reading, False)
+        if found is None:
+            return None
+        other = self._check_call(found)
+        if other is not None:
+            self._calls.add(found._replace(keeper=other.keeper))
+        return other
+
+    def _ring_facts(self, entry: tuple[Any, ...]) -> Any:
+        """The matching facts of a call the ring remembered: (span, attributes, reading, scope)."""
+        span, merged, reading, scope = entry
+        trace_id, parent_id, start_ns, end_ns = self._span_facts(span)
+        return call_facts(trace_id, self._span_id_of(span), parent_id, start_ns, end_ns, scope,
+                          reading if reading is not None else read_call(merged, scope), False)
+
     def _duplicate(self, span: ReadableSpan, merged: dict[str, Any], pending: int | None,
-                   parent_id: int | None, reading: Any, other: Any) -> ReadableSpan:
+                   parent_id: int | None, reading: Any, scope: str, other: Any) -> ReadableSpan:
         """The second span of a call another span already counts: no cost, marked, counted."""
         if pending is not None and parent_id is not None:
             self._pending.add(parent_id, pending)  # its priced descendants still roll up
+        if reading is None:
+            reading = read_call(merged, scope)
         if reading.reported_cost is not None:
             for name in THEIR_COST_NAMES:
                 merged.pop(name, None)

@@ -30,9 +30,10 @@ import contextlib
 import itertools
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
-from spanledger.pricing.duplicates import CallFacts, facts, same_call
+from spanledger.pricing.duplicates import CallFacts, same_call
 
 __all__ = ["CallIndex", "PendingRollups", "RootTable", "TraceState", "TraceTable"]
 
@@ -218,7 +219,7 @@ class CallIndex:
         self._lock = threading.Lock()
         #: One instrumentation scope so far: no two of its spans are one call (rule 4 of
         #: pricing/duplicates.py), so its calls only go to ``ring`` (the last ``ring_size``,
-        #: as (trace, span, parent, start, end, scope, reading) tuples), not into the index.
+        #: as (span, attributes, reading, scope) tuples), not into the index.
         self.scope: str | None = None
         self.multi = False
         self.ring: deque[tuple[Any, ...]] = deque(maxlen=max(ring_size, 1))
@@ -227,27 +228,28 @@ class CallIndex:
     def __len__(self) -> int:
         return len(self.by_rid) + len(self.by_trace)
 
-    def other_scope(self, trace_id: Any, span_id: Any, parent_id: Any, start_ns: int,
-                    end_ns: int, scope: str, reading: Any) -> CallFacts | None:
+    def other_scope(self, entry: tuple[Any, ...],
+                    to_facts: Callable[[tuple[Any, ...]], CallFacts | None]) -> CallFacts | None:
         """A counted span of a scope other than :attr:`scope` (the first one, or a second).
 
-        The first scope is remembered. A second switches to the index for good: the ring's
-        calls go in first, so a partner that ended just before is found.
+        ``entry`` is what the ring keeps of a call: (span, attributes, reading, scope), turned
+        into :class:`CallFacts` by ``to_facts`` only when needed. The first scope is
+        remembered. A second switches to the index for good: the ring's calls go in first,
+        so a partner that ended just before is found.
         """
         with self._lock:
             if self.scope is None:
-                self.scope = scope
-                self.ring.append((trace_id, span_id, parent_id, start_ns, end_ns, scope,
-                                  reading))
+                self.scope = entry[3]
+                self.ring.append(entry)
                 return None
             if not self.multi:
-                for entry in self.ring:
-                    f = facts(*entry, False)
+                for old in self.ring:
+                    f = to_facts(old)
                     if f is not None:
                         self.add(f)
                 self.ring.clear()
                 self.multi = True
-        f = facts(trace_id, span_id, parent_id, start_ns, end_ns, scope, reading, False)
+        f = to_facts(entry)
         if f is None:
             return None
         other = self.check_and_add(f)
