@@ -94,7 +94,6 @@ class PricingEnricher:
             reported_disagrees,
             semconv_cost_from_env,
         )
-        from spanledger.pricing.usage import read_call
 
         self.catalog = PriceCatalog(prices_file) if prices_file else PriceCatalog.from_env()
         self._price_span = price_span
@@ -104,7 +103,6 @@ class PricingEnricher:
         self._their_cost = THEIR_COST_NAMES
         self._facts, self._same_call, self._keeps_cost = facts, same_call, keeps_cost
         self._cost_to_pico, self._disagrees = cost_to_pico, reported_disagrees
-        self._read_call = read_call
         self.semconv_cost = semconv_cost_from_env() if semconv_cost is None else semconv_cost
         self.counters = PricingCounters()
         #: spans priced since the last settle(): the candidates for duplicates
@@ -148,9 +146,7 @@ class PricingEnricher:
                  and status == semconv.STATUS_PRICED else None)
         reported = reading.reported_cost if reading is not None else None
         facts = None
-        if span is not None:
-            if reading is None:  # a plain GenAI span: read for its response id and models
-                reading = self._read_call(attrs, span.scope)
+        if span is not None and reading is not None:
             facts = self._facts(span.trace_id, span.span_id, span.parent_id or None, start_ns,
                                 span.end_ns, span.scope, reading)
         if facts is None:

@@ -57,7 +57,7 @@ class SpanPrice(NamedTuple):
     provider: str | None
     model: str | None
     usage: TokenUsage | None
-    #: None for a plain GenAI semconv span (nothing to add beside the cost)
+    #: how the span was read (None: a span priced per call)
     reading: CallReading | None = None
     #: the tier whose price variant priced the call (None: the standard price)
     tier: str | None = None
@@ -254,6 +254,8 @@ def price_span(
     status, parts, source, provider, model, counts, cost, reading, tier = result
     if cost is None and parts is not None:
         cost = cost_from_pico(parts, source or "")
+    if reading is None and counts is not None:  # the pico form skipped it (plain GenAI)
+        reading = read_call(attrs if type(attrs) is dict else _as_dict(attrs), scope)
     return SpanPrice(
         status, cost, provider, model, None if counts is None else TokenUsage(*counts),
         reading, tier,
