@@ -53,6 +53,7 @@ _TS = pa.timestamp("ns", tz="UTC")
 _MAP = pa.map_(pa.string(), pa.string())
 #: the Arrow types of the otel_traces columns, in table order (owned by the store)
 SCHEMA = otel_traces_schema()
+new_tuple = tuple.__new__
 
 class SpanRef(NamedTuple):
     """What an enricher may need of a span besides its attributes (ids as lowercase hex)."""
@@ -258,9 +259,9 @@ class Columns:
                     scope_version.append(sver)
                     attrs = attrs_dict(sp.attributes)
                     end = sp.end_time_unix_nano
-                    if enrich is not None:
-                        enrich(attrs, start, SpanRef(trace[-1], span_col[-1], parent[-1], end,
-                                                     sname))
+                    if enrich is not None:  # (tuple.__new__: no NamedTuple frame per span)
+                        enrich(attrs, start, new_tuple(SpanRef, (trace[-1], span_col[-1],
+                                                                 parent[-1], end, sname)))
                     attr_rows.append(attrs)
                     duration.append(end - start if end > start else 0)
                     st = sp.status

@@ -69,14 +69,15 @@ class PricingCounters:
 class _Candidate:
     """A span priced in the current chunk, until :meth:`PricingEnricher.settle`."""
 
-    __slots__ = ("attrs", "facts", "reported", "total_pico")
+    __slots__ = ("attrs", "facts", "parts", "reading")
 
-    def __init__(self, attrs: dict[str, str], facts: Any, reported: float | None,
-                 total_pico: int | None) -> None:
+    def __init__(self, attrs: dict[str, str], facts: Any, reading: Any,
+                 parts: Any) -> None:
         self.attrs = attrs
         self.facts = facts
-        self.reported = reported
-        self.total_pico = total_pico
+        self.reading = reading
+        #: pico-dollar cost parts when priced (None: unpriced)
+        self.parts = parts
 
 
 class PricingEnricher:
@@ -85,24 +86,27 @@ class PricingEnricher:
     def __init__(self, prices_file: str | None = None, semconv_cost: bool | None = None) -> None:
         from spanledger.pricing.catalog import PriceCatalog
         from spanledger.pricing.conventions import USAGE_KEYS
-        from spanledger.pricing.duplicates import facts, keeps_cost, same_call
-        from spanledger.pricing.rates import cost_to_pico
+        from spanledger.pricing.duplicates import completeness, facts, keeps_cost, same_call
         from spanledger.pricing.span_pricing import (
             GENAI_KEYS,
             THEIR_COST_NAMES,
-            price_span,
+            pico_attributes,
+            price_span_pico,
             reported_disagrees,
             semconv_cost_from_env,
         )
+        from spanledger.pricing.usage import read_call
 
         self.catalog = PriceCatalog(prices_file) if prices_file else PriceCatalog.from_env()
-        self._price_span = price_span
+        self._price = price_span_pico
+        self._read = read_call
+        self._pico_attributes = pico_attributes
         self._genai_keys = GENAI_KEYS
         self._call_keys = self.catalog.call_keys
         self._usage_keys = USAGE_KEYS
         self._their_cost = THEIR_COST_NAMES
         self._facts, self._same_call, self._keeps_cost = facts, same_call, keeps_cost
-        self._cost_to_pico, self._disagrees = cost_to_pico, reported_disagrees
+        self._completeness, self._disagrees = completeness, reported_disagrees
         self.semconv_cost = semconv_cost_from_env() if semconv_cost is None else semconv_cost
         self.counters = PricingCounters()
         #: spans priced since the last settle(): the candidates for duplicates
@@ -111,30 +115,31 @@ class PricingEnricher:
     def __call__(self, attrs: dict[str, str], start_ns: int, span: SpanRef | None = None) -> None:
         if semconv.COST_STATUS in attrs:
             return  # priced where it happened: never re-price
-        if self._genai_keys.isdisjoint(attrs) and (
-            not self._call_keys or self._call_keys.isdisjoint(attrs)
-        ):
+        genai = not self._genai_keys.isdisjoint(attrs)
+        if not genai and (not self._call_keys or self._call_keys.isdisjoint(attrs)):
             return  # a plain span
         if (attrs.get(semconv.OPERATION) in semconv.AGGREGATE_OPERATIONS
                 and not self._usage_keys.isdisjoint(attrs)):
             attrs[semconv.COST_STATUS] = semconv.STATUS_AGGREGATE
             self.counters.aggregate += 1
             return
+        scope = span.scope if span is not None else None
         try:
-            result = self._price_span(self.catalog, attrs, start_ns,
-                                      span.scope if span is not None else None)
+            # read once, with everything matching needs (response id, models), then priced
+            reading = self._read(attrs, scope) if genai else None
+            result = self._price(self.catalog, attrs, start_ns, scope, reading)
         except Exception:  # a pricing bug must not lose the span
             log.exception("pricing a span failed; stored without a cost status")
             return
         if result is None:
             return
-        reading = result.reading
+        status, parts, source, reading, tier = result[0], result[1], result[2], result[7], result[8]
         if reading is not None and reading.reported_cost is not None:
             for name in self._their_cost:
                 attrs.pop(name, None)
-        for key, value in result.attributes(self.semconv_cost).items():
+        for key, value in self._pico_attributes(status, parts, source, reading, tier,
+                                                self.semconv_cost).items():
             attrs[key] = _as_string(value)
-        status = result.status
         if status == semconv.STATUS_PRICED:
             self.counters.priced += 1
         elif status == semconv.STATUS_UNPRICED:
@@ -142,39 +147,56 @@ class PricingEnricher:
         else:
             self.counters.no_usage += 1
             return
-        total = (sum(self._cost_to_pico(result.cost)) if result.cost is not None
-                 and status == semconv.STATUS_PRICED else None)
-        reported = reading.reported_cost if reading is not None else None
+        if status != semconv.STATUS_PRICED:
+            parts = None
         facts = None
         if span is not None and reading is not None:
             facts = self._facts(span.trace_id, span.span_id, span.parent_id or None, start_ns,
-                                span.end_ns, span.scope, reading)
+                                span.end_ns, span.scope, reading, False)
         if facts is None:
-            self._count_reported(reported, total)
+            self._count_reported(reading, parts)
             return
-        self._pending.append(_Candidate(attrs, facts, reported, total))
+        self._pending.append(_Candidate(attrs, facts, reading, parts))
 
     def settle(self) -> None:
         """Decide the duplicates among the spans priced since the last call (a chunk)."""
         pending, self._pending = self._pending, []
         if not pending:
             return
-        groups = self._groups(pending)
-        for group in groups:
-            winner = group[0]
-            for cand in group[1:]:
-                if self._keeps_cost(cand.facts, winner.facts):
-                    winner = cand
+        for group in self._groups(pending):
+            ranked = [(c, c.facts._replace(completeness=self._completeness(c.reading)))
+                      for c in group]
+            winner, best = ranked[0]
+            for cand, f in ranked[1:]:
+                if self._keeps_cost(f, best):
+                    winner, best = cand, f
             for cand in group:
                 if cand is not winner:
                     self._mark_duplicate(cand, winner)
         for cand in pending:
-            if cand.attrs.get(semconv.COST_STATUS) == semconv.STATUS_PRICED:
-                self._count_reported(cand.reported, cand.total_pico)
+            if cand.parts is not None and cand.attrs.get(
+                    semconv.COST_STATUS) == semconv.STATUS_PRICED:
+                self._count_reported(cand.reading, cand.parts)
 
     def _groups(self, pending: list[_Candidate]) -> list[list[_Candidate]]:
-        """Spans of one call together (transitively: three instrumentations of one call)."""
-        parent = list(range(len(pending)))
+        """Spans of one call together (transitively: three instrumentations of one call).
+
+        A span can only be the second of a call if another span of the chunk shares its
+        trace or its response id: one counting pass finds those few, and only they are
+        compared.
+        """
+        seen: dict[Any, int] = {}
+        for cand in pending:
+            f = cand.facts
+            seen[f.trace_id] = seen.get(f.trace_id, 0) + 1
+            if f.response_id:
+                seen[f.response_id] = seen.get(f.response_id, 0) + 1
+        shared = [i for i, c in enumerate(pending)
+                  if seen[c.facts.trace_id] > 1 or (c.facts.response_id
+                                                    and seen[c.facts.response_id] > 1)]
+        if not shared:
+            return []
+        parent = {i: i for i in shared}
 
         def root(i: int) -> int:
             while parent[i] != i:
@@ -185,8 +207,8 @@ class PricingEnricher:
         # a span finds the earlier spans of its call among those of its trace, or of
         # another trace with its response id
         buckets: dict[Any, list[int]] = {}
-        for i, cand in enumerate(pending):
-            f = cand.facts
+        for i in shared:
+            f = pending[i].facts
             keys = [("t", f.trace_id)]
             if f.response_id:
                 keys.append(("r", f.response_id))
@@ -199,8 +221,8 @@ class PricingEnricher:
                         parent[root(i)] = root(j)
                 bucket.append(i)
         grouped: dict[int, list[_Candidate]] = {}
-        for i, cand in enumerate(pending):
-            grouped.setdefault(root(i), []).append(cand)
+        for i in shared:
+            grouped.setdefault(root(i), []).append(pending[i])
         return [g for g in grouped.values() if len(g) > 1]
 
     def _mark_duplicate(self, cand: _Candidate, winner: _Candidate) -> None:
@@ -215,11 +237,11 @@ class PricingEnricher:
         attrs[semconv.DUPLICATE_OF] = str(winner.facts.span_id)
         self.counters.duplicate += 1
 
-    def _count_reported(self, reported: float | None, total_pico: int | None) -> None:
-        if reported is None or total_pico is None:
+    def _count_reported(self, reading: Any, parts: Any) -> None:
+        if reading is None or reading.reported_cost is None or parts is None:
             return
         self.counters.reported += 1
-        if self._disagrees(reported, total_pico):
+        if self._disagrees(reading.reported_cost, sum(parts)):
             self.counters.reported_disagreements += 1
 
 

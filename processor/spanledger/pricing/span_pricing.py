@@ -87,6 +87,30 @@ class SpanPrice(NamedTuple):
         return out
 
 
+def pico_attributes(status: str, parts: Any, source: str | None, reading: CallReading | None,
+                    tier: str | None, semconv_cost: bool = False) -> dict[str, Any]:
+    """:meth:`SpanPrice.attributes` from :func:`price_span_pico`'s result, without Decimals.
+
+    ``pico / PICO_PER_USD`` (int / int) is the correctly rounded float of the exact amount,
+    the same float as ``float()`` of the 1e-12-quantized Decimal (tests/test_pricing_pico.py).
+    """
+    if status != _PRICED or parts is None:
+        out: dict[str, Any] = {semconv.COST_STATUS: status}
+    else:
+        a, b, c, d = parts
+        total = (a + b + c + d) / PICO_PER_USD
+        out = {semconv.COST: total, semconv.COST_INPUT: a / PICO_PER_USD,
+               semconv.COST_OUTPUT: b / PICO_PER_USD, semconv.COST_CACHE_READ: c / PICO_PER_USD,
+               semconv.COST_CACHE_WRITE: d / PICO_PER_USD, semconv.COST_STATUS: _PRICED,
+               semconv.PRICE_SOURCE: source}
+        if semconv_cost:
+            out[semconv.COST_AMOUNT] = total
+            out[semconv.COST_CURRENCY] = "USD"
+    if reading is not None:
+        call_attributes(out, reading, tier)
+    return out
+
+
 def call_attributes(out: dict[str, Any], reading: CallReading, tier: str | None) -> None:
     """Add what a priced, unpriced or duplicate span records beside its status.
 
@@ -185,11 +209,12 @@ def _priced_call(cost: Cost, reading: CallReading | None) -> PicoPrice:
 
 def price_span_pico(
     catalog: PriceCatalog, attrs: Mapping[str, Any], start_time_ns: int,
-    scope: str | None = None,
+    scope: str | None = None, reading: CallReading | None = None,
 ) -> PicoPrice | None:
     """:func:`price_span` with money as exact integer pico-dollars; None = not priceable.
 
     ``scope``: the span's instrumentation scope name, when known (it picks the convention).
+    ``reading``: the span already read with :func:`read_call` (else it is read here).
     """
     if not attrs:
         return None
@@ -203,13 +228,13 @@ def price_span_pico(
             return None  # e.g. a SQL span of a database without a per-call price
         return _priced_call(cost, None)
     d = attrs if type(attrs) is dict else _as_dict(attrs)
-    fast = read_fast(d, scope)
-    reading: CallReading | None
+    fast = read_fast(d, scope) if reading is None else None
     if fast is not None:  # plain GenAI semconv: no reading built (read_call reads the same)
         provider, model, counts = fast
-        reading = tier = None
+        tier = None
     else:
-        reading = read_call(d, scope)
+        if reading is None:
+            reading = read_call(d, scope)
         _, provider, model, _, counts, tier, _, _ = reading  # unpacked: no attribute lookups
     if counts is None or not (counts[0] or counts[1] or counts[2] or counts[3]):
         if catalog.call_keys and not catalog.call_keys.isdisjoint(d):
@@ -248,14 +273,14 @@ def price_span(
     if not attrs or (GENAI_KEYS.isdisjoint(attrs)
                      and (not catalog.call_keys or catalog.call_keys.isdisjoint(attrs))):
         return None  # the plain-span fast path, without the extra frame below
-    result = price_span_pico(catalog, attrs, start_time_ns, scope)
+    d = attrs if type(attrs) is dict else _as_dict(attrs)
+    read = read_call(d, scope) if not GENAI_KEYS.isdisjoint(d) else None
+    result = price_span_pico(catalog, d, start_time_ns, scope, read)
     if result is None:
         return None
     status, parts, source, provider, model, counts, cost, reading, tier = result
     if cost is None and parts is not None:
         cost = cost_from_pico(parts, source or "")
-    if reading is None and counts is not None:  # the pico form skipped it (plain GenAI)
-        reading = read_call(attrs if type(attrs) is dict else _as_dict(attrs), scope)
     return SpanPrice(
         status, cost, provider, model, None if counts is None else TokenUsage(*counts),
         reading, tier,

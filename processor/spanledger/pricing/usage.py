@@ -202,6 +202,7 @@ _RARE = conv.RARE_KEYS
 _SCOPES = conv.SCOPES
 _scope_entries = conv.scope_entries
 _GENAI = conv.GENAI
+_new = tuple.__new__
 
 
 def read_fast(attrs: Mapping[str, Any], scope: str | None = None
@@ -267,8 +268,11 @@ def read_call(attrs: Mapping[str, Any], scope: str | None = None) -> CallReading
     provider, model, counts = fast
     request = attrs.get(_REQUEST_MODEL)
     rid = attrs.get(_RESPONSE_ID)
-    return CallReading(_GENAI, provider, model, request if type(request) is str and request
-                       else None, counts, None, rid if type(rid) is str and rid else None, None)
+    # tuple.__new__: the NamedTuple constructor is a Python frame (the collector reads every
+    # GenAI span with this)
+    return _new(CallReading, (_GENAI, provider, model, request if type(request) is str
+                              and request else None, counts, None,
+                              rid if type(rid) is str and rid else None, None))
 
 
 def read_counts(attrs: Mapping[str, Any], scope: str | None = None) -> Counts | None:
