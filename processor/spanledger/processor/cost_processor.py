@@ -85,6 +85,7 @@ _COST_CACHE_READ, _COST_CACHE_WRITE = sc.COST_CACHE_READ, sc.COST_CACHE_WRITE
 _COST_STATUS, _COST_ROLLUP, _PRICE_SOURCE = sc.COST_STATUS, sc.COST_ROLLUP, sc.PRICE_SOURCE
 _STEP, _TO_DATE = sc.STEP, sc.TRACE_COST_TO_DATE
 _PRICED, _UNPRICED, _AGGREGATE = sc.STATUS_PRICED, sc.STATUS_UNPRICED, sc.STATUS_AGGREGATE
+_NO_USAGE = sc.STATUS_NO_USAGE
 _DUPLICATE, _DUPLICATE_OF = sc.STATUS_DUPLICATE, sc.DUPLICATE_OF
 _COST_AMOUNT, _COST_CURRENCY, _COST_REPORTED = sc.COST_AMOUNT, sc.COST_CURRENCY, sc.COST_REPORTED
 _GENAI = GENAI
@@ -346,24 +347,25 @@ class CostSpanProcessor(SpanProcessor):
         price = self._price_span(self.catalog, merged, start_ns, scope)
         if op in _AGGREGATE_OPS:
             return self._aggregate(span, merged, pending, parent_id)
-        if (price is not None and price[5] is not None  # counts: a call with usage
-                and (price[0] == _PRICED or price[0] == _UNPRICED)):
+        if price is None:
+            if pending is not None:
+                return self._aggregate(span, merged, pending, parent_id, op is None)
+            return span
+        status, parts, source, _, _, counts, _, reading, tier = price
+        if counts is not None and status != _NO_USAGE:  # a call with usage, priced or not
             calls = self._calls
             if calls.multi:  # two instrumentations here: an earlier span of this call?
-                other = self._same_call(span, merged, price[7], scope, trace_id, parent_id,
+                other = self._same_call(span, merged, reading, scope, trace_id, parent_id,
                                         start_ns, end_ns)
             elif scope == calls.scope:  # the one instrumentation so far: just remember it
-                calls.ring.append((span, merged, price[7], scope))  # a deque: oldest drop out
+                calls.ring.append((span, merged, reading, scope))  # a deque: oldest drop out
                 other = None
             else:
-                other = calls.other_scope((span, merged, price[7], scope), self._ring_facts)
+                other = calls.other_scope((span, merged, reading, scope), self._ring_facts)
             if other is not None:
-                return self._duplicate(span, merged, pending, parent_id, price[7], scope, other)
+                return self._duplicate(span, merged, pending, parent_id, reading, scope, other)
         if pending is not None:
-            return self._aggregate(span, merged, pending, parent_id, price is None and op is None)
-        if price is None:
-            return span
-        status, parts, source, reading = price[0], price[1], price[2], price[7]
+            return self._aggregate(span, merged, pending, parent_id)
         if reading is not None and reading[7] is not None:  # another tool's cost: ours replaces
             for name in THEIR_COST_NAMES:
                 merged.pop(name, None)
@@ -413,7 +415,7 @@ class CostSpanProcessor(SpanProcessor):
                 self._check_required(raw, None, span)
         if reading is not None and (reading[0] is not _GENAI or reading[5] is not None
                                     or reading[7] is not None):  # convention, tier, reported
-            call_attributes(merged, reading, price[8])  # type: ignore[index]
+            call_attributes(merged, reading, tier)
             if reading.reported_cost is not None and total is not None:
                 self._compare_reported(reading.reported_cost, total)
         self.stats.enriched += 1  # handed on as a copy: the original's attributes are frozen
