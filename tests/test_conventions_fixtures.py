@@ -20,7 +20,15 @@ from spanledger import semconv as sc
 from spanledger.collector.convert import Columns
 from spanledger.collector.pricing_enricher import PricingEnricher
 from support.fixture_cases import FIXTURE_CASES, FixtureCase
-from support.matrix import TOLERANCE, Pipelines, assert_one_counted, otlp_request, replay, status
+from support.matrix import (
+    TOLERANCE,
+    Pipelines,
+    assert_one_counted,
+    load_fixture,
+    otlp_request,
+    replay,
+    status,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +94,8 @@ def _start(case: FixtureCase) -> object:
 def test_known_limits_are_named() -> None:
     """Every case whose price differs from what the provider billed says why."""
     for case in FIXTURE_CASES:
-        billed = next(c for c in __import__("support.matrix", fromlist=["x"]).load_fixture(
-            case.fixture)["cases"] if c["case"] == case.case)["usage"]
+        billed = next(c for c in load_fixture(case.fixture)["cases"]
+                      if c["case"] == case.case)["usage"]
         full = billed["input_tokens"] == case.expected.input_tokens and billed.get(
             "cache_read_tokens", 0) == case.expected.cache_read
         assert full or case.limit, case.id
