@@ -100,3 +100,17 @@ def test_html_cards_count_kinds_apart(url: str, tmp_path: Path) -> None:
                          ("duplicate spans (counted once)", "1")):
         assert f'">{value}</div><div class="k">{label}</div>' in html, label
     assert "unpriced</td>" in html  # the labs row of the showback table
+
+
+def test_a_wholly_unpriced_feature_bar_reads_unpriced() -> None:
+    from decimal import Decimal
+
+    from spanledger.reports.html_charts import feature_chart
+    from spanledger.reports.queries import SpendRow
+
+    def row(feature: str, status: str, cost: str) -> SpendRow:
+        return SpendRow(("t", feature), "openai", "m", status, 3, 0, 100, 10, 0, 0, 0,
+                        Decimal(cost))
+
+    svg = feature_chart([row("paid", "priced", "1.50"), row("odd", "unpriced", "0")])
+    assert ">$1.50<" in svg and svg.count(">unpriced<") == 1  # (the axis still starts at $0)

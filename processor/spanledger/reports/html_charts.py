@@ -78,13 +78,17 @@ def spend_over_time_chart(daily: list[DailyRow], period: Period, top_n: int = 8)
 
 
 def feature_chart(rows: list[SpendRow]) -> str:
+    """Spend per feature; a feature whose calls all lack a price reads "unpriced", not $0."""
     per: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    priced: dict[str, int] = defaultdict(int)
     for r in rows:
         per[label(r.group[1])] += r.cost
+        priced[label(r.group[1])] += r.calls if r.status == "priced" else 0
     items = sorted(per.items(), key=lambda kv: -kv[1])
     colours = [svg.GREY if k == UNATTRIBUTED else svg.PALETTE[0] for k, _ in items]
     return svg.horizontal_bars("Spend by feature (use case)",
-                               [(k, v, svg.usd_label(v)) for k, v in items],
+                               [(k, v, svg.usd_label(v) if priced[k] or v else UNPRICED)
+                                for k, v in items],
                                "spend (USD)", colours=colours)
 
 
