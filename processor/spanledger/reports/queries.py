@@ -249,10 +249,12 @@ class DailyRow:
 
 def fetch_daily(store: Store, period: Period, dim: str = "team",
                 env: str | None = None) -> list[DailyRow]:
-    """Priced cost per day x one dimension (for the stacked spend chart)."""
+    """Priced cost per day x one dimension (for the stacked spend chart): a group without a
+    priced call is not in it at all (an unknown cost is no $0 bar)."""
     col = DIMENSIONS[dim]
     cols = (Col("day", "toString(Day)", _day), Col("group", f"toString({col})", str), _COST)
-    rest = f"FROM llm_cost_daily {_period_where(period, env)} GROUP BY Day, {col} ORDER BY Day"
+    rest = (f"FROM llm_cost_daily {_period_where(period, env)} AND Status = 'priced' "
+            f"GROUP BY Day, {col} ORDER BY Day")
     return [DailyRow(**r) for r in read_rows(store, cols, rest)]
 
 
