@@ -358,10 +358,13 @@ class CostSpanProcessor(SpanProcessor):
                 other = self._same_call(span, merged, reading, scope, trace_id, parent_id,
                                         start_ns, end_ns)
             elif scope == calls.scope:  # the one instrumentation so far: just remember it
-                calls.ring.append((span, merged, reading, scope))  # a deque: oldest drop out
+                # (the span alone, all of this one scope: keeping anything new alive, such as
+                # a tuple or the attribute copy, costs every span a garbage-collector
+                # promotion; a deque, so the oldest drops out)
+                calls.ring.append(span)
                 other = None
             else:
-                other = calls.other_scope((span, merged, reading, scope), self._ring_facts)
+                other = calls.other_scope(span, scope, self._ring_facts)
             if other is not None:
                 return self._duplicate(span, merged, pending, parent_id, reading, scope, other)
         if pending is not None:
@@ -448,12 +451,12 @@ class CostSpanProcessor(SpanProcessor):
             self._calls.add(found._replace(keeper=other.keeper))
         return other
 
-    def _ring_facts(self, entry: tuple[Any, ...]) -> Any:
-        """The matching facts of a call the ring remembered: (span, attributes, reading, scope)."""
-        span, merged, reading, scope = entry
+    def _ring_facts(self, span: ReadableSpan, scope: str) -> Any:
+        """The matching facts of a call the ring remembered: read again from the span's own
+        attributes (rare: when a second instrumentation shows up)."""
         trace_id, parent_id, start_ns, end_ns = self._span_facts(span)
         return call_facts(trace_id, self._span_id_of(span), parent_id, start_ns, end_ns, scope,
-                          reading if reading is not None else read_call(merged, scope), False)
+                          read_call(dict(self._read_attributes(span)), scope), False)
 
     def _duplicate(self, span: ReadableSpan, merged: dict[str, Any], pending: int | None,
                    parent_id: int | None, reading: Any, scope: str, other: Any) -> ReadableSpan:

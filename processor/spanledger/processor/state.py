@@ -218,38 +218,38 @@ class CallIndex:
         self.per_key = max(per_key, 1)
         self._lock = threading.Lock()
         #: One instrumentation scope so far: no two of its spans are one call (rule 4 of
-        #: pricing/duplicates.py), so its calls only go to ``ring`` (the last ``ring_size``,
-        #: as (span, attributes, reading, scope) tuples), not into the index.
+        #: pricing/duplicates.py), so its calls only go to ``ring`` (the last ``ring_size``
+        #: spans themselves), not into the index.
         self.scope: str | None = None
         self.multi = False
-        self.ring: deque[tuple[Any, ...]] = deque(maxlen=max(ring_size, 1))
+        self.ring: deque[Any] = deque(maxlen=max(ring_size, 1))
         self.ring_size = max(ring_size, 1)
 
     def __len__(self) -> int:
         return len(self.by_rid) + len(self.by_trace)
 
-    def other_scope(self, entry: tuple[Any, ...],
-                    to_facts: Callable[[tuple[Any, ...]], CallFacts | None]) -> CallFacts | None:
+    def other_scope(self, span: Any, scope: str,
+                    to_facts: Callable[[Any, str], CallFacts | None]) -> CallFacts | None:
         """A counted span of a scope other than :attr:`scope` (the first one, or a second).
 
-        ``entry`` is what the ring keeps of a call: (span, attributes, reading, scope), turned
-        into :class:`CallFacts` by ``to_facts`` only when needed. The first scope is
-        remembered. A second switches to the index for good: the ring's calls go in first,
-        so a partner that ended just before is found.
+        The ring keeps the spans themselves (all of :attr:`scope`), turned into
+        :class:`CallFacts` by ``to_facts`` only when needed. The first scope is remembered.
+        A second switches to the index for good: the ring's calls go in first, so a partner
+        that ended just before is found.
         """
         with self._lock:
             if self.scope is None:
-                self.scope = entry[3]
-                self.ring.append(entry)
+                self.scope = scope
+                self.ring.append(span)
                 return None
             if not self.multi:
                 for old in self.ring:
-                    f = to_facts(old)
+                    f = to_facts(old, self.scope)
                     if f is not None:
                         self.add(f)
                 self.ring.clear()
                 self.multi = True
-        f = to_facts(entry)
+        f = to_facts(span, scope)
         if f is None:
             return None
         other = self.check_and_add(f)
