@@ -164,7 +164,8 @@ class CostSpanProcessor(SpanProcessor):
     # offset, where an instance with this many attributes falls back to dict lookups.
     __slots__ = ("_add_attributes", "_bag_cache", "_baggage_of", "_calls", "_check_call",
                  "_context_span_attributes",
-                 "_current_context", "_keys", "_last_bag", "_last_ctx", "_local_parent_id",
+                 "_current_context", "_keys", "_last_bag", "_last_ctx", "_last_scope",
+                 "_local_parent_id",
                  "_lock", "_logged", "_max_pending", "_max_roots", "_next", "_next_on_end",
                  "_next_on_start", "_pending", "_pending_items", "_price_span",
                  "_read_attributes", "_require_attrs", "_roots_items", "_span_facts",
@@ -236,6 +237,7 @@ class CostSpanProcessor(SpanProcessor):
         self.semconv_cost = semconv_cost_from_env() if semconv_cost is None else semconv_cost
         self._last_bag: tuple[object, dict[str, Any]] = (object(), _EMPTY)
         self._last_ctx: tuple[object, dict[str, Any]] = (object(), _EMPTY)
+        self._last_scope: tuple[object, str] = (object(), "")
         self.stats = ProcessorStats()
         self._bag_cache: dict[int, tuple[object, dict[str, Any]]] = {}
         self._logged: set[object] = set()
@@ -343,7 +345,12 @@ class CostSpanProcessor(SpanProcessor):
         op = merged.get(_OPERATION)
         trace_id, parent_id, start_ns, end_ns = self._span_facts(span)
         scope_info = span.instrumentation_scope
-        scope = scope_info.name if scope_info is not None else ""
+        last = self._last_scope  # (scope object, its name): spans of one tracer share one
+        if last[0] is scope_info:
+            scope = last[1]
+        else:
+            scope = scope_info.name if scope_info is not None else ""
+            self._last_scope = (scope_info, scope)
         price = self._price_span(self.catalog, merged, start_ns, scope)
         if op in _AGGREGATE_OPS:
             return self._aggregate(span, merged, pending, parent_id)
