@@ -229,8 +229,9 @@ SELECT
     max(Environment) AS Environment,
     max(AgentName) AS AgentName,
     groupUniqArray(toString(ServiceName)) AS Services,
-    groupUniqArrayIf(toString(Model),
-                     Status NOT IN ('aggregate', 'duplicate') AND Model != '') AS Models,
+    -- the models a run used (tools and vector databases are counted, not listed)
+    groupUniqArrayIf(toString(Model), Status NOT IN ('aggregate', 'duplicate')
+                     AND Model != '' AND CallKind = 'llm') AS Models,
     countIf(Status NOT IN ('aggregate', 'duplicate')) AS Calls,
     countIf(CallKind = 'llm' AND Status NOT IN ('aggregate', 'duplicate')) AS LlmCalls,
     countIf(CallKind = 'tool' AND Status != 'duplicate') AS ToolCalls,

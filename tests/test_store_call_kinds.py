@@ -109,10 +109,13 @@ def test_normalized_values_win_and_duplicates_count_apart(tmp_path: Path) -> Non
                             "sum(InputTokens) FROM llm_cost_daily")[0]
         by_trace = store.query("SELECT sum(Calls), sum(LlmCalls), sum(ToolCalls), "
                                "sum(DuplicateSpans), toString(sum(Cost)) FROM llm_cost_by_trace")[0]
+        models = store.query("SELECT arraySort(groupUniqArrayArray(Models)) "
+                             "FROM llm_cost_by_trace")[0][0]
     assert llm == (4500, 300, "nova-pro-v1:0", "aws.bedrock", "0.0195", "flex")
     assert d == (priced["SpanId"], "0")
     assert daily == (2, 1, 1, 1, "0.027175", "0.01", 4500)  # the duplicate adds nothing
     assert by_trace == (2, 1, 1, 1, "0.027175")
+    assert list(models) == ["nova-pro-v1:0"]  # the model, not the tool
 
 
 def test_rows_written_before_the_migration_still_count(tmp_path: Path) -> None:
