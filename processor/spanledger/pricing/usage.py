@@ -232,8 +232,9 @@ def read_fast(attrs: Mapping[str, Any], scope: str | None = None
     v = get(_CACHE_WRITE)
     if type(v) is int and v >= 0:
         cw = v
-    elif v is None and _CACHE_WRITE_LEGACY not in attrs:  # usually absent under both names
-        cw = None
+    elif v is None:  # usually absent under both names: no call for that
+        v = get(_CACHE_WRITE_LEGACY)
+        cw = v if v is None or (type(v) is int and v >= 0) else to_count(v)
     else:
         cw = _first_count(attrs, semconv.CACHE_WRITE_TOKENS)
     counts: Counts | None = None
@@ -241,8 +242,9 @@ def read_fast(attrs: Mapping[str, Any], scope: str | None = None
         v = get(_REASONING)
         if type(v) is int and v >= 0:
             reasoning = v
-        elif v is None and _REASONING_LEGACY not in attrs:
-            reasoning = 0
+        elif v is None:  # OpenLLMetry 0.62 writes the legacy name: read it inline too
+            v = get(_REASONING_LEGACY)
+            reasoning = (v if v is None or (type(v) is int and v >= 0) else to_count(v)) or 0
         else:
             reasoning = _first_count(attrs, semconv.REASONING_TOKENS) or 0
         counts = (inp or 0, out or 0, cr or 0, cw or 0, reasoning, 0)

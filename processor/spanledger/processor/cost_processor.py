@@ -59,7 +59,7 @@ from opentelemetry import metrics
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spanledger import semconv as sc
-from spanledger.pricing.conventions import CALL_KEYS, GENAI
+from spanledger.pricing.conventions import CALL_KEYS, GENAI, is_special_scope
 from spanledger.pricing.duplicates import facts as call_facts
 from spanledger.pricing.span_pricing import (
     THEIR_COST_NAMES,
@@ -237,7 +237,7 @@ class CostSpanProcessor(SpanProcessor):
         self.semconv_cost = semconv_cost_from_env() if semconv_cost is None else semconv_cost
         self._last_bag: tuple[object, dict[str, Any]] = (object(), _EMPTY)
         self._last_ctx: tuple[object, dict[str, Any]] = (object(), _EMPTY)
-        self._last_scope: tuple[object, str] = (object(), "")
+        self._last_scope: tuple[object, str, str | None] = (object(), "", None)
         self.stats = ProcessorStats()
         self._bag_cache: dict[int, tuple[object, dict[str, Any]]] = {}
         self._logged: set[object] = set()
@@ -345,13 +345,14 @@ class CostSpanProcessor(SpanProcessor):
         op = merged.get(_OPERATION)
         trace_id, parent_id, start_ns, end_ns = self._span_facts(span)
         scope_info = span.instrumentation_scope
-        last = self._last_scope  # (scope object, its name): spans of one tracer share one
-        if last[0] is scope_info:
-            scope = last[1]
-        else:
-            scope = scope_info.name if scope_info is not None else ""
-            self._last_scope = (scope_info, scope)
-        price = self._price_span(self.catalog, merged, start_ns, scope)
+        # (scope object, its name, the name if it picks a convention else None): spans of
+        # one tracer share one scope object, so this is computed once per tracer in a row
+        last = self._last_scope
+        if last[0] is not scope_info:
+            name = scope_info.name if scope_info is not None else ""
+            last = self._last_scope = (scope_info, name, name if is_special_scope(name) else None)
+        scope = last[1]
+        price = self._price_span(self.catalog, merged, start_ns, last[2])
         if op in _AGGREGATE_OPS:
             return self._aggregate(span, merged, pending, parent_id)
         if price is None:
