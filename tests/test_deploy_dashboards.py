@@ -49,10 +49,13 @@ AGENT_TRACE = "00bb" + "0" * 28  # the day-0 support agent run: 5 priced steps, 
 EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
     ("spanledger-spend", "Spend in range"): [
         "cost_usd",
-        "calls",
+        "llm_calls",
+        "tool_calls",
+        "vector_calls",
         "unpriced_calls",
         "input_tokens",
         "output_tokens",
+        "duplicate_spans",
     ],
     ("spanledger-spend", "Spend by team"): ["time", "team", "cost_usd"],
     ("spanledger-spend", "Spend by feature"): ["time", "feature", "cost_usd"],
@@ -60,7 +63,9 @@ EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
     ("spanledger-spend", "Spend by team and feature"): [
         "team",
         "feature",
-        "calls",
+        "llm_calls",
+        "tool_calls",
+        "vector_calls",
         "errors",
         "input_tokens",
         "output_tokens",
@@ -97,6 +102,8 @@ EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
         "feature",
         "agent",
         "calls",
+        "tool_calls",
+        "vector_calls",
         "unpriced_calls",
         "error_calls",
         "input_tokens",
@@ -118,8 +125,11 @@ EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
     ("spanledger-traces", "Run summary ($trace_id)"): [
         "cost_usd",
         "calls",
+        "tool_calls",
+        "vector_calls",
         "unpriced_calls",
         "error_calls",
+        "duplicate_spans",
         "duration_s",
     ],
     ("spanledger-budgets", "Budget alerts"): [
@@ -161,8 +171,10 @@ EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
         "service",
         "span",
         "operation",
+        "kind",
         "model",
         "status",
+        "duplicate_of",
         "status_code",
         "input_tokens",
         "output_tokens",
@@ -375,6 +387,8 @@ def test_every_query_variable_runs(store: Any) -> None:
         "ft:gpt-4o-mini:growth",
         "gpt-4o",
         "gpt-4o-mini",
+        "lookup",  # a tool and a vector database: calls of their own kinds
+        "qdrant",
         "text-embedding-3-small",
     ]
     # the most expensive run comes first: the longest agent loop (day 3, 8 steps)
@@ -411,9 +425,11 @@ def test_spend_totals_equal_an_independent_sum(store: Any) -> None:
         s
         for s in SPANS
         if "gen_ai.usage.input_tokens" in s.attrs
-        and s.attrs.get("spanledger.cost.status") != "aggregate"
+        and s.attrs.get("spanledger.cost.status") not in ("aggregate", "duplicate")
     ]
-    assert got["calls"] == len(llm)
+    assert got["llm_calls"] == len(llm)
+    # one vector search per day, one tool call, one duplicate span: each counted apart
+    assert (got["vector_calls"], got["tool_calls"], got["duplicate_spans"]) == (4, 1, 1)
     # explicit `unpriced` plus spans nobody priced (no status: the contrib-collector path)
     assert (
         got["unpriced_calls"]
@@ -428,8 +444,9 @@ def test_team_filter_narrows_spend_by_team(store: Any) -> None:
     assert {r[1] for r in rows} == {"support"}
     support = [s for s in SPANS if s.attrs.get("spanledger.team") == "support"]
     assert sum(_usd(r[2]) for r in rows) == _priced_cost(support)
+    # the unattributed team's calls have no price: no $0 line, they are in the Unpriced panels
     _, rows = _run(store, expand_grafana(sql, _context("spanledger-spend", team="(unattributed)")))
-    assert {r[1] for r in rows} == {"(unattributed)"} and all(_usd(r[2]) == 0 for r in rows)
+    assert rows == []
 
 
 def test_unpriced_panel_names_the_models_to_price(store: Any) -> None:
@@ -536,3 +553,27 @@ def test_data_links_point_at_existing_dashboards_and_variables() -> None:
         uid = re.search(r"/d/([\w-]+)/", url).group(1)  # type: ignore[union-attr]
         names = {v["name"] for v in dashboards[uid]["templating"]["list"]}
         assert set(re.findall(r"var-(\w+)=", url)) <= names, url
+
+
+def test_wholly_unpriced_groups_read_unpriced_not_zero(store: Any) -> None:
+    """A group none of whose calls has a price has an unknown cost: NULL, which the panel
+    shows as "unpriced" (its noValue), never $0.00; groups with a price keep theirs."""
+    cols, rows = _run(store, expand_grafana(
+        _query("spanledger-spend", "Spend by team and feature"), _context("spanledger-spend")))
+    got = {(r[0], r[1]): dict(zip(cols, r, strict=True)) for r in rows}
+    assert got[("growth", "email-drafts")]["cost_usd"] is None  # an unpriced fine-tune only
+    assert got[("(unattributed)", "(unattributed)")]["cost_usd"] is None  # nobody priced it
+    search = got[("search", "rag-answer")]
+    assert _usd(search["cost_usd"]) > 0 and search["vector_calls"] == 4
+    cols, rows = _run(store, expand_grafana(
+        _query("spanledger-traces", "Top agent runs by cost"), _context("spanledger-traces")))
+    runs = {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
+    assert runs["00dd" + "0" * 28]["cost_usd"] is None
+    assert runs["03bb" + "0" * 28]["tool_calls"] == 1
+    for path in dashboard_files():
+        for panel in iter_panels(load_dashboard(path)):
+            sql = " ".join(t["rawSql"] for t in panel["targets"])
+            if "NULL, sum(Cost)) AS cost_usd" in sql or "NULL, cost) AS cost_usd" in sql:
+                props = [p for o in panel["fieldConfig"]["overrides"]
+                         if o["matcher"]["options"] == "cost_usd" for p in o["properties"]]
+                assert {"id": "noValue", "value": "unpriced"} in props, panel["title"]

@@ -30,12 +30,13 @@ def _random_usage(rng: random.Random) -> TokenUsage:
     cache_write = rng.randrange(0, inp - cache_read + 1) if rng.random() < 0.3 else 0
     out = rng.randrange(0, scale)
     reasoning = rng.randrange(0, out + 1) if rng.random() < 0.3 else 0
-    return TokenUsage(inp, out, cache_read, cache_write, reasoning)
+    one_hour = rng.randrange(0, cache_write + 1) if rng.random() < 0.5 else 0
+    return TokenUsage(inp, out, cache_read, cache_write, reasoning, one_hour)
 
 
-def _counts(u: TokenUsage) -> tuple[int, int, int, int, int]:
+def _counts(u: TokenUsage) -> tuple[int, int, int, int, int, int]:
     return (u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
-            u.reasoning_tokens)
+            u.reasoning_tokens, u.cache_write_1h_tokens)
 
 
 def _same(a: Cost, b: Cost) -> None:
@@ -51,6 +52,7 @@ def _all_cards(catalog: PriceCatalog) -> list[RateCard]:
         for model in provider.models:
             prices = ([model.prices] if isinstance(model.prices, ModelPrice)
                       else [cp.prices for cp in model.prices])
+            prices += [v.prices for v in model.price_variants or ()]  # tiers, batch
             cards.extend(catalog._card(mp) for mp in prices)
     return cards
 
@@ -130,7 +132,11 @@ def test_price_span_and_its_pico_form_agree(provider: str, model: str) -> None:
         }
         price = price_span(catalog, attrs, 1_780_000_000_000_000_000)
         pico = price_span_pico(catalog, attrs, 1_780_000_000_000_000_000)
-        assert price is not None and price.cost is not None and pico is not None
+        assert price is not None and pico is not None
+        if not (usage.input_tokens or usage.output_tokens):  # all zero: no usage, not $0
+            assert price.status == pico[0] == semconv.STATUS_NO_USAGE and price.cost is None
+            continue
+        assert price.cost is not None
         assert price.status == pico[0] == semconv.STATUS_PRICED
         assert list(cost_to_pico(price.cost)) == list(pico[1] or ())
         reference = catalog._card(

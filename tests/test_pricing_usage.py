@@ -72,8 +72,11 @@ def test_input_includes_cache_per_semconv() -> None:
     assert usage.uncached_input_tokens == 100
 
 
-def test_legacy_exclusive_input_is_repaired() -> None:
-    # old Anthropic convention: prompt tokens EXCLUDE the cache (impossible under semconv)
+def test_no_guess_from_the_numbers() -> None:
+    # Legacy names follow GenAI semconv (input includes the cache). Cache counts above the
+    # input are impossible there; they are NOT taken as "input excludes the cache" (the
+    # guess that charged openlit's and Bedrock's spans twice for the cache): a convention
+    # that excludes it says so (pricing/conventions.py), and the uncached part stays >= 0.
     usage = read_usage(
         {
             "gen_ai.usage.prompt_tokens": 100,
@@ -82,7 +85,8 @@ def test_legacy_exclusive_input_is_repaired() -> None:
             "gen_ai.usage.cache_creation_input_tokens": 400,
         }
     )
-    assert usage == TokenUsage(1500, 10, 1000, 400)
+    assert usage == TokenUsage(100, 10, 1000, 400)
+    assert usage.uncached_input_tokens == 0
 
 
 def test_model_and_provider() -> None:

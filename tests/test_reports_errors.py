@@ -105,7 +105,7 @@ def test_empty_store_gives_empty_reports(tmp_path: Path) -> None:
     assert code == 0, err
     assert "(no data in this period)" in out
     assert next(line for line in out.splitlines() if line.startswith("TOTAL")).split()[1:] == [
-        "0", "0", "0", "0", "0.0000", "0.0000"]
+        "0", "0", "0", "0", "0", "0", "0.0000", "0.0000"]  # LLM, tool, vector-DB calls, ...
     code, out, _ = run_cli([*SPEND, "--url", url, "--format", "json", "--model", "proportional",
                             "--invoice-total", "100"])
     assert code == 0

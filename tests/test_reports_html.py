@@ -145,10 +145,11 @@ def test_render_html_from_plain_rows_without_a_store() -> None:
     assert html == render_html(data)  # no clock, no store: the same rows, the same page
     assert "2026-10-01 to 2026-10-31 (UTC), environment prod · generated\n2026-10-14 08:30 UTC" \
         in html
-    cards = dict(re.findall(r'<div class="v[^"]*">([^<]*)</div><div class="k">([^<]*)</div>',
-                            html))
-    assert cards == {"$1.50": "spend", "6": "LLM calls", "1": "agent runs (traces)",
-                     "2": "unpriced calls", "$0.3000": "untagged spend (no team)"}
+    cards = [(k, v) for v, k in re.findall(
+        r'<div class="v[^"]*">([^<]*)</div><div class="k">([^<]*)</div>', html)]
+    assert cards == [("spend", "$1.50"), ("LLM calls", "6"), ("tool calls", "0"),
+                     ("vector-DB calls", "0"), ("agent runs (traces)", "1"),
+                     ("unpriced calls", "2"), ("untagged spend (no team)", "$0.3000")]
     assert '<div class="v warn">2</div>' in html  # unpriced calls are flagged
     assert "openai/odd-1" in html and "2 calls, 220 tokens" in html
     assert "60.0% of $2.00" in html  # budget burn: 1.20 of 2.00

@@ -71,8 +71,8 @@ def test_showback_by_team_and_feature_csv_full_precision(url: str) -> None:
                             "--by", "team,feature", "--format", "csv"])
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0]) == ["team", "feature", "calls", "tokens", "unpriced_calls",
-                             "unpriced_tokens", "cost", "charge"]
+    assert list(rows[0]) == ["team", "feature", "calls", "tool_calls", "vector_calls", "tokens",
+                             "unpriced_calls", "unpriced_tokens", "cost", "charge"]
     got = {(r["team"], r["feature"]): r["charge"] for r in rows}
     assert got == {("support", "chat"): "14.000000000000", ("search", "rag"): "1.800000000000",
                    ("(unattributed)", "(unattributed)"): "0.200000000000"}

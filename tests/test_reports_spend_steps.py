@@ -46,8 +46,8 @@ def test_base_table_labels_counts_and_cost() -> None:
     assert column(t, "tokens") == [2160, 18270, 110]  # input + output
     assert column(t, "unpriced_calls") == [0, 1, 0]
     assert column(t, "cost") == [D("1.80"), D("14.00"), D("0.20")]
-    assert [c.key for c in t.columns] == ["team", "calls", "tokens", "unpriced_calls",
-                                          "unpriced_tokens", "cost"]
+    assert [c.key for c in t.columns] == ["team", "calls", "tool_calls", "vector_calls",
+                                          "tokens", "unpriced_calls", "unpriced_tokens", "cost"]
     assert t.meta == {"model": "test"} and t.charge_parts == [(1, "cost")]
 
 
@@ -172,9 +172,9 @@ def test_finish_totals_sort_and_unpriced_note() -> None:
     steps.add_charge(t)
     report = steps.finish(t, "title")
     assert [r["team"] for r in report.rows] == ["support", "search", "(unattributed)"]
-    assert report.total == {"calls": 12, "tokens": 20540, "unpriced_calls": 1,
-                            "unpriced_tokens": 770, "cost": D("16.00"), "charge": D("16.00"),
-                            "team": "TOTAL"}
+    assert report.total == {"calls": 12, "tool_calls": 0, "vector_calls": 0, "tokens": 20540,
+                            "unpriced_calls": 1, "unpriced_tokens": 770, "cost": D("16.00"),
+                            "charge": D("16.00"), "team": "TOTAL"}
     assert report.notes == ["1 unpriced calls (770 tokens) have no price and are not in any "
                             "cost: see `spanledger prices unpriced`"]
 

@@ -81,7 +81,18 @@ def test_cluster_rendering() -> None:
         assert f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER prod" in text
     # materialized views read and write the local tables, never the Distributed ones
     views = [s for s in statements if "MATERIALIZED VIEW" in s]
-    assert len(views) == 3
+    # three views, created by 0002-0004 and recreated by 0006 (DROP VIEW ... ON CLUSTER first)
+    names = [re.search(r"VIEW IF NOT EXISTS (\w+)", v).group(1) for v in views]  # type: ignore[union-attr]
+    assert sorted(set(names)) == ["llm_calls_mv", "llm_cost_by_trace_mv", "llm_cost_daily_mv"]
+    assert len(views) == 6
+    drops = [s for s in statements if s.startswith("DROP VIEW")]
+    assert len(drops) == 3 and all(" ON CLUSTER prod" in s for s in drops)
+    # new columns go to the shard-local table AND its Distributed table
+    alters = [s for s in statements if s.startswith("ALTER TABLE")]
+    assert alters and all(" ON CLUSTER prod" in s for s in alters)
+    for table in ("llm_calls", "llm_cost_daily", "llm_cost_by_trace"):
+        assert any(s.startswith(f"ALTER TABLE {table}_local ") for s in alters), table
+        assert any(s.startswith(f"ALTER TABLE {table} ") for s in alters), table
     for view in views:
         assert re.search(r"\bTO \w+_local AS", view)
         assert re.search(r"\bFROM (otel_traces|llm_calls)_local\b", view)

@@ -36,6 +36,36 @@ STATUS_PRICED = "priced"
 STATUS_UNPRICED = "unpriced"
 STATUS_AGGREGATE = "aggregate"
 STATUS_NO_USAGE = "no_usage"
+#: a second span of a provider call another span already counts (an SDK's own span beside
+#: an instrumentation's): no cost, never summed, counted as a duplicate
+STATUS_DUPLICATE = "duplicate"
+#: on a duplicate: the span id (hex) of the span that carries the call's cost
+DUPLICATE_OF = "spanledger.duplicate_of"
+#: a cost (USD) the span arrived with from another tool, kept beside ours, never summed
+COST_REPORTED = "spanledger.cost.reported"
+#: the cost under the names the GenAI conventions are converging on (a setting; PR #443 of
+#: semantic-conventions-genai): amount in USD and the currency code
+COST_AMOUNT = "gen_ai.usage.cost.amount"
+COST_CURRENCY = "gen_ai.usage.cost.currency"
+#: environment variable (and CostSpanProcessor argument ``semconv_cost``) that turns it on
+SEMCONV_COST_ENV = "SPANLEDGER_SEMCONV_COST"
+
+# --- what spanledger priced from (normalized; written by the processor and the collector) ---
+#: the usage, model and provider a cost was computed from, whatever convention the span
+#: followed: input INCLUDES cache reads and writes, output includes reasoning; the
+#: llm_calls view prefers these over the instrumentation's own names
+USAGE_INPUT = "spanledger.usage.input_tokens"
+USAGE_OUTPUT = "spanledger.usage.output_tokens"
+USAGE_CACHE_READ = "spanledger.usage.cache_read_tokens"
+USAGE_CACHE_WRITE = "spanledger.usage.cache_write_tokens"
+USAGE_CACHE_WRITE_1H = "spanledger.usage.cache_write_1h_tokens"
+USAGE_REASONING = "spanledger.usage.reasoning_tokens"
+MODEL = "spanledger.model"
+PROVIDER_NORMALIZED = "spanledger.provider"
+#: the service tier or processing mode priced (``flex``, ``priority``, ``batch``)
+PRICE_TIER = "spanledger.price.tier"
+#: which usage convention the span was read with (pricing/conventions.py)
+CONVENTION = "spanledger.convention"
 
 # --- GenAI semantic conventions we read (current first, then legacy) -------
 PROVIDER = ("gen_ai.provider.name", "gen_ai.system")
@@ -57,6 +87,18 @@ REASONING_TOKENS = (
     "gen_ai.usage.reasoning_tokens",
 )
 TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens")
+RESPONSE_ID = "gen_ai.response.id"
+#: the tier a call was served at, then the one asked for (OpenAI: flex, priority, ...);
+#: first ``spanledger.price.tier``, which an application may set itself (a batch job:
+#: ``batch``) and which spanledger writes with the tier it priced
+SERVICE_TIER = ("spanledger.price.tier",
+                "openai.response.service_tier", "gen_ai.openai.response.service_tier",
+                "openai.request.service_tier", "gen_ai.openai.request.service_tier",
+                "gen_ai.request.service_tier")
+#: costs other tools put on spans (USD): ours while a span is unpriced, and the
+#: converging name, then litellm's and logfire's
+REPORTED_COST_SOURCES = ("gen_ai.usage.cost", "gen_ai.usage.cost.amount",
+                         "gen_ai.cost.total_cost", "operation.cost")
 DB_SYSTEM = ("db.system.name", "db.system")
 TOOL_NAME = "gen_ai.tool.name"
 #: set by agent frameworks on invoke_agent spans; llm_calls keeps it per call
@@ -64,6 +106,34 @@ AGENT_NAME = "gen_ai.agent.name"
 
 #: Operations whose spans sum their children's usage (never counted themselves).
 AGGREGATE_OPERATIONS = frozenset({"invoke_agent", "invoke_workflow"})
+#: a tool call: ``execute_tool`` spans (``llm_calls.CallKind`` = 'tool')
+TOOL_OPERATION = "execute_tool"
+#: vector databases by ``db.system.name``: their spans are vector-database calls
+#: (``llm_calls.CallKind`` = 'vector_db'); other databases count only when priced per call
+VECTOR_DB_SYSTEMS = ("chroma", "pinecone", "qdrant", "weaviate", "milvus", "lancedb",
+                     "marqo", "pgvector", "vespa", "turbopuffer", "mongodb_atlas_vector_search")
+
+# --- other instrumentations' names (pricing/conventions.py, and llm_calls_mv for spans that
+# --- arrive unpriced through a collector that does not price) -----------------------------
+ANTHROPIC_CACHE_WRITE = "gen_ai.usage.cache_write.input_tokens"
+ANTHROPIC_CACHE_WRITE_5M = "anthropic.usage.cache_creation.ephemeral_5m_input_tokens"
+ANTHROPIC_CACHE_WRITE_1H = "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
+MISTRAL_OPERATION_ID = "mistral_ai.operation.id"
+OPENINFERENCE_PROVIDER = ("llm.provider", "llm.system")
+OPENINFERENCE_MODEL = ("llm.model_name", "embedding.model_name")
+OPENINFERENCE_INPUT = "llm.token_count.prompt"
+OPENINFERENCE_OUTPUT = "llm.token_count.completion"
+OPENINFERENCE_CACHE_READ = "llm.token_count.prompt_details.cache_read"
+OPENINFERENCE_CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
+OPENINFERENCE_REASONING = "llm.token_count.completion_details.reasoning"
+OPENINFERENCE_KIND = "openinference.span.kind"
+OPENINFERENCE_INVOCATION = "llm.invocation_parameters"
+OPENINFERENCE_COST = "llm.cost.total"
+LITELLM_MODEL = "litellm.provider.model"
+LITELLM_COST = "gen_ai.cost.total_cost"
+PYDANTIC_AI_CACHE_READ = "gen_ai.usage.details.cache_read_tokens"
+PYDANTIC_AI_CACHE_WRITE = "gen_ai.usage.details.cache_write_tokens"
+PYDANTIC_AI_REASONING = "gen_ai.usage.details.reasoning_tokens"
 
 # --- resource attributes ----------------------------------------------------
 SERVICE_NAME = "service.name"

@@ -262,10 +262,12 @@ def anchor_time(today: date | None = None) -> datetime:
 
 
 def demo_spans(now: datetime, days: int = 4) -> list[Span]:
-    """A small demo-like data set: per day a RAG request, a looping support
-    agent (aggregate parent + priced steps, one error), a call from a service
-    priced by nobody (contrib collector path: no status => unpriced), an
-    explicitly unpriced fine-tune, and a plain HTTP span that is no LLM call."""
+    """A small demo-like data set: per day a RAG request (embeddings, a vector search
+    priced per call, chat), a looping support agent (aggregate parent + priced steps,
+    one error; on day 3 also a tool call without a price and a duplicate span of its
+    first step), a call from a service priced by nobody (contrib collector path: no
+    status => unpriced), an explicitly unpriced fine-tune, and a plain HTTP span that
+    is no LLM call."""
     spans: list[Span] = []
     for day in range(days):
         t0 = now - timedelta(days=day, hours=2)
@@ -323,6 +325,27 @@ def demo_spans(now: datetime, days: int = 4) -> list[Span]:
                 ),
             )
         )
+        # The RAG request's vector search, priced per call (a vector-database call).
+        spans.append(
+            Span(
+                t0 + timedelta(milliseconds=500),
+                rag,
+                f"{d}a4" + "0" * 12,
+                f"{d}a1" + "0" * 12,
+                "search qdrant",
+                "search-api",
+                {
+                    "db.system.name": "qdrant",
+                    "db.operation.name": "search",
+                    "spanledger.team": "search",
+                    "spanledger.feature": "rag-answer",
+                    "spanledger.cost.status": "priced",
+                    "gen_ai.usage.cost": "0.000020000000",
+                    "spanledger.cost.input": "0.000020000000",
+                    "spanledger.price.source": "override:prices.yaml",
+                },
+            )
+        )
         # Support agent: one invoke_agent aggregate span and 5 + day priced steps.
         agent = f"{d}bb" + "0" * 28
         root = f"{d}b0" + "0" * 12
@@ -376,6 +399,31 @@ def demo_spans(now: datetime, days: int = 4) -> list[Span]:
                     status_code="Error" if step == 3 else "Ok",
                 )
             )
+        if day == 3:
+            # The longest run also called a tool (no per-call price: a tool call whose cost
+            # is unknown) and had its first step traced twice (the client SDK's own span:
+            # a duplicate, counted once).
+            spans.append(
+                Span(
+                    t0 + timedelta(seconds=3),
+                    agent,
+                    f"{d}bt1" + "0" * 10,
+                    root,
+                    "execute_tool lookup",
+                    "agent-worker",
+                    {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
+                     "spanledger.team": "support", "spanledger.feature": "ticket-agent",
+                     "spanledger.cost.status": "no_usage"},
+                )
+            )
+            first = next(sp for sp in spans if sp.span_id == f"{d}b01" + "0" * 11)
+            dup = {k: v for k, v in first.attrs.items()
+                   if not k.startswith(("gen_ai.usage.cost", "spanledger.cost.",
+                                        "spanledger.price.", "spanledger.step"))}
+            dup.update({"spanledger.cost.status": "duplicate",
+                        "spanledger.duplicate_of": first.span_id})
+            spans.append(Span(first.ts, agent, f"{d}bd1" + "0" * 10, root,
+                              "anthropic.messages.create", "agent-worker", dup))
         # A Go service exporting through the contrib collector only: no status.
         spans.append(
             Span(

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -53,9 +53,30 @@ _TS = pa.timestamp("ns", tz="UTC")
 _MAP = pa.map_(pa.string(), pa.string())
 #: the Arrow types of the otel_traces columns, in table order (owned by the store)
 SCHEMA = otel_traces_schema()
+new_tuple = tuple.__new__
 
-#: called with (span attributes as strings, start time ns); may add attributes
-Enricher = Callable[[dict[str, str], int], None]
+class SpanRef(NamedTuple):
+    """What an enricher may need of a span besides its attributes (ids as lowercase hex)."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str
+    end_ns: int
+    #: instrumentation scope name (it picks the usage convention)
+    scope: str
+
+
+class Enricher(Protocol):
+    """Called with each span's attributes (as strings; may change them), start time and ids.
+
+    ``settle()`` runs once all spans of a table were seen, before their attributes are
+    written out: the enricher may still change the attributes it was given (the pricing
+    enricher marks the second span of a provider call as a duplicate there).
+    """
+
+    def __call__(self, attrs: dict[str, str], start_ns: int, span: SpanRef) -> None: ...
+
+    def settle(self) -> None: ...
 
 
 def format_double(value: float) -> str:
@@ -170,9 +191,10 @@ class Columns:
         self.res_v: list[str] = []
         self.scope_name: list[str] = []
         self.scope_version: list[str] = []
-        self.attr_off: list[int] = [0]
-        self.attr_k: list[str] = []
-        self.attr_v: list[str] = []
+        #: each span's attributes, flattened into the map column only by table(): an
+        #: enricher may still change them until then (see Enricher.settle)
+        self.attr_rows: list[dict[str, str]] = []
+        self._enrichers: list[Enricher] = []
         self.duration: list[int] = []
         self.status: list[str] = []
         self.status_msg: list[str] = []
@@ -197,7 +219,9 @@ class Columns:
         name, kind, service = self.name, self.kind, self.service
         res_off, res_k, res_v = self.res_off, self.res_k, self.res_v
         scope_name, scope_version = self.scope_name, self.scope_version
-        attr_off, attr_k, attr_v = self.attr_off, self.attr_k, self.attr_v
+        attr_rows = self.attr_rows
+        if enrich is not None and enrich not in self._enrichers:
+            self._enrichers.append(enrich)
         duration, status, status_msg = self.duration, self.status, self.status_msg
         ev_ts, ev_name, ev_attrs = self.ev_ts, self.ev_name, self.ev_attrs
         ln_trace, ln_span = self.ln_trace, self.ln_span
@@ -234,12 +258,11 @@ class Columns:
                     scope_name.append(sname)
                     scope_version.append(sver)
                     attrs = attrs_dict(sp.attributes)
-                    if enrich is not None:
-                        enrich(attrs, start)
-                    attr_k.extend(attrs)
-                    attr_v.extend(attrs.values())
-                    attr_off.append(attr_off[-1] + len(attrs))
                     end = sp.end_time_unix_nano
+                    if enrich is not None:  # (tuple.__new__: no NamedTuple frame per span)
+                        enrich(attrs, start, new_tuple(SpanRef, (trace[-1], span_col[-1],
+                                                                 parent[-1], end, sname)))
+                    attr_rows.append(attrs)
                     duration.append(end - start if end > start else 0)
                     st = sp.status
                     status.append(codes.get(st.code, ""))
@@ -265,6 +288,21 @@ class Columns:
                         ln_state.append(empty)
                         ln_attrs.append(empty)
 
+    def attributes_columns(self) -> tuple[list[int], list[str], list[str]]:
+        """The span attributes as map-column parts (offsets, keys, values), after every
+        enricher settled."""
+        for enrich in self._enrichers:
+            enrich.settle()
+        self._enrichers.clear()
+        offsets, keys, values = [0], [], []
+        n = 0
+        for attrs in self.attr_rows:
+            keys.extend(attrs)
+            values.extend(attrs.values())
+            n += len(attrs)
+            offsets.append(n)
+        return offsets, keys, values
+
     def table(self) -> pa.Table:
         def strings(values: list[str]) -> pa.Array:
             return pa.array(values, pa.string())
@@ -277,6 +315,7 @@ class Columns:
         def list_of_maps(rows: list[list[dict[str, str]]]) -> pa.Array:
             return pa.array([[list(m.items()) for m in row] for row in rows], pa.list_(_MAP))
 
+        attr_off, attr_k, attr_v = self.attributes_columns()
         arrays = [
             pa.array(self.ts, pa.int64()).cast(_TS),
             strings(self.trace),
@@ -289,7 +328,7 @@ class Columns:
             map_array(self.res_off, self.res_k, self.res_v),
             strings(self.scope_name),
             strings(self.scope_version),
-            map_array(self.attr_off, self.attr_k, self.attr_v),
+            map_array(attr_off, attr_k, attr_v),
             pa.array(self.duration, pa.uint64()),
             strings(self.status),
             strings(self.status_msg),

@@ -24,6 +24,10 @@ COUNTERS: dict[str, str] = {
     "spans_priced_total": "spans priced by the collector (arrived without a cost status)",
     "spans_unpriced_total": "spans the collector could not price (unknown model)",
     "spans_aggregate_total": "agent/workflow spans marked aggregate by the collector",
+    "spans_same_call_total": "second spans of a provider call another span counts (marked "
+                             "duplicate by the collector, not priced)",
+    "cost_reported_total": "spans priced by the collector that came with another tool's cost",
+    "cost_reported_disagreements_total": "... whose cost differs from ours by more than 1 ppm",
     "requests_bad_total": "requests refused as malformed (INVALID_ARGUMENT / 400)",
     "requests_oversize_total": "requests refused as too large (RESOURCE_EXHAUSTED / 413)",
     "requests_unauthenticated_total": "requests refused for a missing or wrong bearer token",

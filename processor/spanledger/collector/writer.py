@@ -365,6 +365,9 @@ class Writer:
         m.inc("spans_priced_total", result.counters.get("priced", 0))
         m.inc("spans_unpriced_total", result.counters.get("unpriced", 0))
         m.inc("spans_aggregate_total", result.counters.get("aggregate", 0))
+        m.inc("spans_same_call_total", result.counters.get("duplicate", 0))
+        m.inc("cost_reported_total", result.counters.get("reported", 0))
+        m.inc("cost_reported_disagreements_total", result.counters.get("reported_disagreements", 0))
 
     # -- files ---------------------------------------------------------------------
     def _discard(self, job: _Job) -> None:

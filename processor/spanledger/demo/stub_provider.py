@@ -16,7 +16,15 @@ URL conventions work with :attr:`StubProvider.base_url`):
   loop runs ``tool_rounds`` times, then gets a text answer).
 - ``POST /v1/embeddings``
 - ``POST /v1/messages`` (Anthropic), plain and streaming, with
-  ``cache_read_input_tokens`` / ``cache_creation_input_tokens``.
+  ``cache_read_input_tokens`` / ``cache_creation_input_tokens`` and the 5m / 1h split
+  (``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``).
+- ``POST /model/{modelId}/converse`` (Amazon Bedrock Converse, as ``boto3`` sends it):
+  ``usage.inputTokens`` EXCLUDES ``cacheReadInputTokens`` / ``cacheWriteInputTokens``.
+
+Mistral's client speaks the OpenAI chat and embeddings shapes; its streams always end
+with a usage chunk (``StubConfig.stream_usage``). Response ids carry a random prefix per
+stub, as real providers' ids are unique: spanledger matches two spans of one call by them.
+A requested ``service_tier`` is echoed in the response (``auto`` answers ``default``).
 
 Fast on purpose (the demo pushes ~20k calls): a threading server speaking
 HTTP/1.1 keep-alive, Nagle off, no sleeps, no logging.
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,23 +70,46 @@ class ChatUsage:
 
 @dataclass(frozen=True, slots=True)
 class AnthropicUsage:
-    """Anthropic usage: ``input_tokens`` EXCLUDES the cache reads and writes (Anthropic's API)."""
+    """Anthropic usage: ``input_tokens`` EXCLUDES the cache reads and writes (Anthropic's API).
+
+    ``cache_creation_input_tokens`` is every cache write; ``cache_write_1h_tokens`` of them
+    were written with the one-hour TTL (billed at a higher rate than the 5-minute ones).
+    """
 
     input_tokens: int = 100
     output_tokens: int = 20
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     def as_anthropic(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
         }
+        if self.cache_write_1h_tokens:
+            out["cache_creation"] = {
+                "ephemeral_5m_input_tokens":
+                    self.cache_creation_input_tokens - self.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": self.cache_write_1h_tokens,
+            }
+        return out
+
+    def as_bedrock(self) -> dict[str, Any]:
+        """The Converse API's ``usage``: the same counts under Bedrock's names."""
+        return {
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "totalTokens": self.input_tokens + self.output_tokens
+            + self.cache_read_input_tokens + self.cache_creation_input_tokens,
+            "cacheReadInputTokens": self.cache_read_input_tokens,
+            "cacheWriteInputTokens": self.cache_creation_input_tokens,
+        }
 
 
-#: hook: (endpoint "chat"|"embeddings"|"messages", request JSON) -> usage object or None
+#: hook: (endpoint "chat"|"embeddings"|"messages"|"converse", request JSON) -> usage or None
 UsageHook = Callable[[str, dict[str, Any]], "ChatUsage | AnthropicUsage | int | None"]
 
 
@@ -97,6 +129,8 @@ class StubConfig:
     reply_text: str = "Hello from the spanledger stub."
     #: optional per-request override of usage (e.g. a demo that varies sizes)
     usage_hook: UsageHook | None = None
+    #: end every chat stream with a usage chunk, asked for or not (Mistral's API does)
+    stream_usage: bool = False
 
 
 class _Server(ThreadingHTTPServer):
@@ -136,7 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = _normalize(self.path)
         stub = self.server.stub
         stub._count(path)
-        if path == "/chat/completions":
+        if path.startswith("/model/") and path.endswith("/converse"):
+            self._converse(stub, body, path[len("/model/"):-len("/converse")])
+        elif path == "/chat/completions":
             self._chat(stub, body)
         elif path == "/embeddings":
             self._embeddings(stub, body)
@@ -154,6 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(usage, ChatUsage)
         model = cfg.response_model or str(body.get("model", "stub-model"))
         cid = f"chatcmpl-{stub._next_id()}"
+        tier = _service_tier(body)
         message: dict[str, Any] = {"role": "assistant", "content": cfg.reply_text}
         finish = "stop"
         tools = body.get("tools") or []
@@ -170,9 +207,9 @@ class _Handler(BaseHTTPRequestHandler):
             }
             finish = "tool_calls"
         if body.get("stream"):
-            self._chat_stream(cid, model, message, finish, usage, body)
+            self._chat_stream(cid, model, message, finish, usage, body, tier)
             return
-        self._send_json(200, {
+        answer: dict[str, Any] = {
             "id": cid,
             "object": "chat.completion",
             "created": 1_700_000_000,
@@ -181,13 +218,20 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [{"index": 0, "message": message, "logprobs": None,
                          "finish_reason": finish}],
             "usage": usage.as_openai(),
-        })
+        }
+        if tier is not None:
+            answer["service_tier"] = tier
+        self._send_json(200, answer)
 
     def _chat_stream(self, cid: str, model: str, message: dict[str, Any], finish: str,
-                     usage: ChatUsage, body: dict[str, Any]) -> None:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        base = {"id": cid, "object": "chat.completion.chunk", "created": 1_700_000_000,
-                "model": model, "system_fingerprint": "fp_stub"}
+                     usage: ChatUsage, body: dict[str, Any], tier: str | None) -> None:
+        include_usage = (bool((body.get("stream_options") or {}).get("include_usage"))
+                         or self.server.stub.config.stream_usage)
+        base: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk",
+                                "created": 1_700_000_000, "model": model,
+                                "system_fingerprint": "fp_stub"}
+        if tier is not None:
+            base["service_tier"] = tier
         events: list[dict[str, Any]] = []
         if message.get("tool_calls"):
             call = message["tool_calls"][0]
@@ -221,6 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
                  "embedding": [round(0.01 * (i + j + 1), 4) for j in range(dims)]}
                 for i in range(count)]
         self._send_json(200, {
+            "id": f"emb-{stub._next_id()}",  # Mistral's client requires one; OpenAI ignores it
             "object": "list",
             "data": data,
             "model": cfg.response_model or str(body.get("model", "stub-embedding")),
@@ -276,12 +321,30 @@ class _Handler(BaseHTTPRequestHandler):
         payload = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
         self._send_sse(payload.encode())
 
+    # --- Amazon Bedrock -----------------------------------------------------
+    def _converse(self, stub: StubProvider, body: dict[str, Any], model_id: str) -> None:
+        cfg = stub.config
+        usage = cfg.anthropic_usage
+        if cfg.usage_hook is not None:
+            usage = cfg.usage_hook("converse", body) or usage  # type: ignore[assignment]
+        assert isinstance(usage, AnthropicUsage)
+        self._send_json(200, {
+            "output": {"message": {"role": "assistant",
+                                   "content": [{"text": cfg.reply_text}]}},
+            "stopReason": "end_turn",
+            "usage": usage.as_bedrock(),
+            "metrics": {"latencyMs": 1},
+        }, {"x-amzn-RequestId": f"req-{stub._next_id()}"})
+
     # --- plumbing -----------------------------------------------------------
-    def _send_json(self, code: int, obj: dict[str, Any]) -> None:
+    def _send_json(self, code: int, obj: dict[str, Any],
+                   headers: dict[str, str] | None = None) -> None:
         data = json.dumps(obj).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -301,6 +364,14 @@ def _normalize(path: str) -> str:
     while path.startswith("/v1/") or path == "/v1":
         path = path[3:]
     return path or "/"
+
+
+def _service_tier(body: dict[str, Any]) -> str | None:
+    """The tier a request asked for, as OpenAI answers it (``auto`` is served as ``default``)."""
+    tier = body.get("service_tier")
+    if not isinstance(tier, str) or not tier:
+        return None
+    return "default" if tier == "auto" else tier
 
 
 def _tool_results(body: dict[str, Any]) -> int:
@@ -330,6 +401,7 @@ class StubProvider:
         response_model: str | None = None,
         tool_rounds: int = 1,
         usage_hook: UsageHook | None = None,
+        stream_usage: bool = False,
         start: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -342,8 +414,11 @@ class StubProvider:
             response_model=response_model,
             tool_rounds=tool_rounds,
             usage_hook=usage_hook,
+            stream_usage=stream_usage,
         )
         self._ids = itertools.count(1)
+        #: unique per stub, so ids from two stubs (tests, demo workers) never collide
+        self._id_prefix = secrets.token_hex(4)
         self._lock = threading.Lock()
         #: requests served per endpoint ("/chat/completions", "/embeddings", "/messages")
         self.requests: dict[str, int] = {}
@@ -396,8 +471,8 @@ class StubProvider:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _next_id(self) -> int:
-        return next(self._ids)
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids)}"
 
     def _count(self, path: str) -> None:
         with self._lock:

@@ -10,6 +10,17 @@ thousands of patterns; here each (provider, model) pair is resolved once and
 cached (unknown models too), and each genai-prices price list is compiled once
 into a :class:`~spanledger.pricing.rates.RateCard`. A cached call then costs a
 dict lookup, the price-period choice and a handful of Decimal operations.
+
+Model matching is genai-prices' own, with two repairs for ids instrumentations
+mangle: a ``litellm`` provider passes its ``provider/model`` ids to genai-prices'
+litellm handling, and a Bedrock model id whose vendor prefix an instrumentation
+stripped (OpenLLMetry: ``nova-pro-v1:0``) gets it back when exactly one of the
+catalog's Bedrock vendors fits (``amazon.nova-pro-v1:0``).
+
+Service tiers and batch: a call served at another tier (OpenAI ``flex``,
+``priority``; ``batch`` processing) is priced with genai-prices' price variant for
+that request context (:func:`tier_context`), the same prices ``calc_price`` uses
+with ``price_context``; a model without such a variant keeps its standard price.
 """
 
 from __future__ import annotations
@@ -82,6 +93,30 @@ _WARNED_UNPRICED: set[tuple[str, str]] = set()
 _WARNED_LOCK = threading.Lock()
 
 _TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+#: tier values that mean "the standard price" (no price variant)
+_STANDARD_TIERS = frozenset({"", "auto", "default", "standard", "standard_only", "on_demand"})
+#: Bedrock model ids start with a region (cross-region profiles), then the vendor
+_AWS_REGION_PREFIXES = frozenset({"us", "eu", "apac", "us-gov", "global", "regional", "jp", "au",
+                                  "ca"})
+
+#: a genai-prices request context, as sorted (key, value) pairs (hashable, cacheable)
+Context = tuple[tuple[str, str], ...]
+
+
+def tier_context(tier: str | None) -> Context | None:
+    """The genai-prices ``price_context`` of a reported tier; None = the standard price.
+
+    ``batch`` is a processing mode in genai-prices (``{"processing": "batch"}``);
+    everything else is a service tier (``{"service_tier": "flex"}``).
+    """
+    if not tier:
+        return None
+    value = tier.strip().lower()
+    if value in _STANDARD_TIERS:
+        return None
+    if value == "batch":
+        return (("processing", "batch"),)
+    return (("service_tier", value),)
 #: fixed_card(): the (provider, model) price depends on the call's time or on overrides
 DYNAMIC: Any = object()
 _MISSING: Any = object()
@@ -176,8 +211,11 @@ class PriceCatalog:
         self._override_cards: dict[
             tuple[int, int], tuple[ModelPeriod, ModelPrice | None, RateCard]
         ] = {}
+        #: (model, standard price, context, active variants) -> the resolved variant price
+        self._variants: dict[tuple[Any, ...], tuple[ModelInfo, ModelPrice, ModelPrice]] = {}
+        self._aws_vendors: tuple[str, ...] | None = None
         self._call_rules: dict[tuple[str, str], tuple[Rule, ...]] = {}
-        #: (provider, model) -> (card, source) when one integer-pico card prices every call
+        #: (provider, model) -> (card, source, pico fn) when one integer-pico card prices every call
         #: whatever its time, None when the model is unknown, else DYNAMIC (see fixed_card)
         self._static: dict[tuple[str | None, str], Any] = {}
         #: read-only view for the per-span path: ``fixed_cards.get((provider, model))`` is
@@ -212,12 +250,11 @@ class PriceCatalog:
         gp_provider: Provider | None = None
         gp_model: ModelInfo | None = None
         if model and gp_id != NO_CATALOG:
-            try:
-                gp_provider, gp_model = self._snapshot.find_provider_model(model, None, gp_id, None)
-            except LookupError:
-                pass
-            except Exception:  # odd data must not break span export
-                log.debug("genai-prices lookup failed for %r/%r", provider, model, exc_info=True)
+            found = self._find(model, gp_id)
+            if found is None and gp_id == "aws" and "." not in model.split(":", 1)[0]:
+                found = self._find_bedrock_vendor(model)
+            if found is not None:
+                gp_provider, gp_model = found
         rules: tuple[Rule, ...] = ()
         if self.overrides is not None and model:
             names = {
@@ -236,6 +273,60 @@ class PriceCatalog:
         self._resolved[key] = found
         return found
 
+    def _find(self, model: str, gp_id: str | None) -> tuple[Provider, ModelInfo] | None:
+        """genai-prices' own matching (litellm ids included); None = not in the catalog."""
+        try:
+            return self._snapshot.find_provider_model(model, None, gp_id, None)
+        except LookupError:
+            return None
+        except Exception:  # odd data must not break span export
+            log.debug("genai-prices lookup failed for %r/%r", gp_id, model, exc_info=True)
+            return None
+
+    def _find_bedrock_vendor(self, model: str) -> tuple[Provider, ModelInfo] | None:
+        """A Bedrock id without its vendor (``nova-pro-v1:0``): the one vendor it fits, if one."""
+        if self._aws_vendors is None:
+            vendors: set[str] = set()
+            for p in self._snapshot.providers:
+                if p.id != "aws":
+                    continue
+                for m in p.models:
+                    parts = m.id.split(".")
+                    while len(parts) > 2 and parts[0] in _AWS_REGION_PREFIXES:
+                        parts.pop(0)
+                    if len(parts) >= 2:
+                        vendors.add(parts[0])
+            self._aws_vendors = tuple(sorted(vendors))
+        hits = {}
+        for vendor in self._aws_vendors:
+            found = self._find(f"{vendor}.{model}", "aws")
+            if found is not None:
+                hits[found[1].id] = found
+        return next(iter(hits.values())) if len(hits) == 1 else None
+
+    def _prices(self, r: _Resolved, at: dt.datetime, context: Context | None) -> ModelPrice:
+        """The catalog price of ``r`` at ``at`` in request ``context`` (tier, batch).
+
+        genai-prices resolves a variant into a fresh copy on every call; one object per
+        (model, period, context, variants in force) is kept so its compiled card is reused.
+        """
+        gp_model = r.gp_model
+        assert gp_model is not None
+        standard = gp_model.get_prices(at)
+        if not context or not gp_model.price_variants:
+            return standard
+        active = tuple(i for i, v in enumerate(gp_model.price_variants)
+                       if v.constraint is None or v.constraint.active(at))
+        key = (id(gp_model), id(standard), context, active)
+        hit = self._variants.get(key)
+        if hit is not None and hit[0] is gp_model and hit[1] is standard:
+            return hit[2]
+        resolved = gp_model.get_prices(at, dict(context))
+        if len(self._variants) >= MAX_CACHE:
+            self._variants.clear()
+        self._variants[key] = (gp_model, standard, resolved)
+        return resolved
+
     def _card(self, model_price: ModelPrice) -> RateCard:
         hit = self._cards.get(id(model_price))
         if hit is not None and hit[0] is model_price:
@@ -248,7 +339,7 @@ class PriceCatalog:
         return card
 
     def _choose(
-        self, r: _Resolved, at: dt.datetime
+        self, r: _Resolved, at: dt.datetime, context: Context | None = None
     ) -> tuple[Rule | None, ModelPeriod | None, ModelPrice | None] | None:
         """The price in force at ``at``: (rule, override entry, catalog price); None = unknown.
 
@@ -265,18 +356,20 @@ class PriceCatalog:
                 if period.has_prices:
                     return rule, period, None
                 if r.gp_model is not None:
-                    return rule, period, r.gp_model.get_prices(at)
+                    return rule, period, self._prices(r, at, context)
         if r.gp_model is None:
             return None
-        return None, None, r.gp_model.get_prices(at)
+        return None, None, self._prices(r, at, context)
 
     # -- pricing ----------------------------------------------------------------
     def price_tokens(
-        self, provider: str | None, model: str, usage: TokenUsage, at: dt.datetime
+        self, provider: str | None, model: str, usage: TokenUsage, at: dt.datetime,
+        tier: str | None = None,
     ) -> Cost | None:
-        """Cost of ``usage`` at the price in force at ``at``; None = unknown model."""
+        """Cost of ``usage`` at the price in force at ``at`` (for ``tier``: a service tier
+        or ``batch``, see :func:`tier_context`); None = unknown model."""
         r = self._resolved.get((provider, model)) or self._resolve(provider, model)
-        choice = self._choose(r, at)
+        choice = self._choose(r, at, tier_context(tier))
         if choice is None:
             return None
         rule, period, mp = choice
@@ -290,8 +383,8 @@ class PriceCatalog:
         return self._override_card(r, rule, period, at).cost(usage, source, period.factor)
 
     def price_tokens_pico(
-        self, provider: str | None, model: str, counts: tuple[int, int, int, int, int],
-        at: dt.datetime,
+        self, provider: str | None, model: str, counts: tuple[int, int, int, int, int, int],
+        at: dt.datetime, tier: str | None = None,
     ) -> tuple[list[int] | tuple[int, ...], str] | None:
         """:meth:`price_tokens` as exact integer pico-dollar parts and the price source.
 
@@ -301,17 +394,20 @@ class PriceCatalog:
         per (provider, model) (the card, not any cost) and applied in integer
         arithmetic. Everything else goes through :meth:`price_tokens`.
         """
+        if tier_context(tier) is not None:
+            return self.dynamic_pico(provider, model, counts, at, tier)
         entry = self.fixed_card(provider, model)
         if entry is None:
             return None
         if entry is not DYNAMIC:
-            card, source = entry
+            card, source, _ = entry
             return card.pico(counts), source
         return self.dynamic_pico(provider, model, counts, at)
 
     def fixed_card(self, provider: str | None, model: str) -> Any:
-        """(card, source) when one integer-pico card prices every call of this model
-        whatever its time; None when the model is unknown; else :data:`DYNAMIC`.
+        """(card, source, card's pico function) when one integer-pico card prices every call
+        of this model whatever its time (and at the standard tier); None when the model is
+        unknown; else :data:`DYNAMIC`.
 
         Split from :meth:`price_tokens_pico` so the per-span path can skip even
         computing the call's datetime for the common, time-independent models.
@@ -320,11 +416,12 @@ class PriceCatalog:
         return self._static_entry((provider, model)) if entry is _MISSING else entry
 
     def dynamic_pico(
-        self, provider: str | None, model: str, counts: tuple[int, int, int, int, int],
-        at: dt.datetime,
+        self, provider: str | None, model: str, counts: tuple[int, int, int, int, int, int],
+        at: dt.datetime, tier: str | None = None,
     ) -> tuple[list[int] | tuple[int, ...], str] | None:
-        """:meth:`price_tokens_pico` for a :data:`DYNAMIC` model (dated prices, overrides)."""
-        cost = self.price_tokens(provider, model, TokenUsage(*counts), at)
+        """:meth:`price_tokens_pico` for a :data:`DYNAMIC` model (dated prices, overrides) or
+        a call at another tier."""
+        cost = self.price_tokens(provider, model, TokenUsage(*counts), at, tier)
         return None if cost is None else (cost_to_pico(cost), cost.source)
 
     def _static_entry(self, key: tuple[str | None, str]) -> Any:
@@ -338,7 +435,7 @@ class PriceCatalog:
             elif isinstance(r.gp_model.prices, ModelPrice):  # no date-conditional prices
                 card = self._card(r.gp_model.prices)
                 if card.exact_pico:
-                    entry = (card, self.version)
+                    entry = (card, self.version, card.pico_function)
         if len(self._static) >= MAX_CACHE:
             self._static.clear()  # in place: fixed_cards is the same dict
         self._static[key] = entry

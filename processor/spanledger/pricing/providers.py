@@ -32,6 +32,9 @@ OTEL_TO_GENAI_PRICES: dict[str, str] = {
     "az.ai.inference": "azure",
     "azure": "azure",
     "azure_openai": "azure",
+    "azure_ai": "azure",
+    "azure.ai": "azure",
+    "az.ai": "azure",
     "mistral_ai": "mistral",
     "mistralai": "mistral",
     "mistral": "mistral",
@@ -51,6 +54,8 @@ OTEL_TO_GENAI_PRICES: dict[str, str] = {
     "moonshotai": "moonshotai",
     "cerebras": "cerebras",
     "voyageai": "voyageai",
+    # genai-prices' own litellm handling: "anthropic/claude-..." ids name their provider
+    "litellm": "litellm",
 }
 
 #: providers that run models on your own hardware: no catalog price applies
@@ -80,7 +85,8 @@ def genai_prices_provider(otel_name: str | None) -> str | None:
     """genai-prices provider id for an OTel provider name.
 
     Returns None when the name is unknown (the caller then matches the model
-    alone) and :data:`NO_CATALOG` for self-hosted runtimes.
+    alone), ``"litellm"`` for litellm (genai-prices splits its ``provider/model``
+    ids itself) and :data:`NO_CATALOG` for self-hosted runtimes.
     """
     if not otel_name:
         return None

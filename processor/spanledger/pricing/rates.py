@@ -131,7 +131,7 @@ def _pico_function(plan: tuple[PicoStep, ...]) -> PicoFunction:
     string from a price list; tests/test_pricing_pico.py checks it against the
     Decimal :func:`_evaluate` on every catalog card, tiers and per-request prices included.
     """
-    lines = ["def pico(u):", "    u0, u1, u2, u3, u4 = u", "    p0 = p1 = p2 = p3 = 0"]
+    lines = ["def pico(u):", "    u0, u1, u2, u3, u4, u5 = u", "    p0 = p1 = p2 = p3 = 0"]
     for part, constant, terms, price, tiers in plan:
         count = " ".join([str(int(constant))] + [
             f"{'+' if sign > 0 else '-'} {abs(int(sign))} * u{int(i)}" for i, sign in terms])
@@ -154,6 +154,7 @@ REPORTED = (
     "cache_read_tokens",
     "cache_write_tokens",
     "output_reasoning_tokens",
+    "cache_write_1h_tokens",
 )
 MILLION = Decimal(1_000_000)
 
@@ -194,7 +195,7 @@ class Rate:
     """One priced unit: cost = price_per_unit * (coef . usage + constant)."""
 
     part: int
-    coef: tuple[int, int, int, int, int]
+    coef: tuple[int, int, int, int, int, int]
     constant: int
     #: USD per single unit (per token), or tiers [(threshold, price per unit)] ascending
     price: Decimal
@@ -237,13 +238,19 @@ class RateCard:
             self._pico_fn = _pico_function(self._pico_plan)
 
     @property
+    def pico_function(self) -> PicoFunction | None:
+        """:meth:`pico` without the method frame (the per-span path calls it directly)."""
+        return self._pico_fn
+
+    @property
     def exact_pico(self) -> bool:
         """True when :meth:`pico` prices every call of this card (all rates whole pico)."""
         return self._pico_plan is not None
 
-    def pico(self, u: tuple[int, int, int, int, int]) -> list[int] | None:
+    def pico(self, u: tuple[int, int, int, int, int, int]) -> list[int] | None:
         """Exact cost parts [input, output, cache_read, cache_write] in integer pico-dollars
-        for usage ``u`` = (input, output, cache_read, cache_write, reasoning): the rule of
+        for usage ``u`` = (input, output, cache_read, cache_write, reasoning,
+        cache_write_1h): the rule of
         :meth:`parts` without Decimal arithmetic, which is most of the price of a span.
         None when a rate is finer than a pico-dollar (then :meth:`cost` uses Decimals)."""
         fn = self._pico_fn
@@ -303,7 +310,7 @@ def compile_model_price(model_price: ModelPrice) -> RateCard:
     rates: list[Rate] = []
     for unit, value in priced:
         if unit.usage_key == "requests":
-            coef, constant = (0, 0, 0, 0, 0), 1
+            coef, constant = (0, 0, 0, 0, 0, 0), 1
         else:
             coef, constant = leaves[unit.usage_key], 0
             if not any(coef):
@@ -329,10 +336,10 @@ def token_card(
     """A plain per-million-token card (overrides): cached tokens leave the input count."""
     return RateCard(
         (
-            Rate(INPUT, (1, 0, -1, -1, 0), 0, input_mtok / MILLION),
-            Rate(OUTPUT, (0, 1, 0, 0, 0), 0, output_mtok / MILLION),
-            Rate(CACHE_READ, (0, 0, 1, 0, 0), 0, cache_read_mtok / MILLION),
-            Rate(CACHE_WRITE, (0, 0, 0, 1, 0), 0, cache_write_mtok / MILLION),
+            Rate(INPUT, (1, 0, -1, -1, 0, 0), 0, input_mtok / MILLION),
+            Rate(OUTPUT, (0, 1, 0, 0, 0, 0), 0, output_mtok / MILLION),
+            Rate(CACHE_READ, (0, 0, 1, 0, 0, 0), 0, cache_read_mtok / MILLION),
+            Rate(CACHE_WRITE, (0, 0, 0, 1, 0, 0), 0, cache_write_mtok / MILLION),
         )
     )
 

@@ -34,7 +34,9 @@ class TokenUsage:
     ``input_tokens`` is the total input *including* cache reads and cache
     writes (what OpenAI reports, and what the Anthropic instrumentation
     reports after adding them up); the cache counts say how much of it was
-    billed at the cache rates.
+    billed at the cache rates. ``cache_write_1h_tokens`` is the part of the
+    cache writes made with a one-hour time to live (Anthropic bills them at a
+    higher rate than the default 5-minute writes).
     """
 
     input_tokens: int = 0
@@ -42,11 +44,13 @@ class TokenUsage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
-    def counts(self) -> tuple[int, int, int, int, int]:
-        """(input, output, cache_read, cache_write, reasoning): the order rate plans read."""
+    def counts(self) -> tuple[int, int, int, int, int, int]:
+        """(input, output, cache_read, cache_write, reasoning, cache_write_1h): the order
+        rate plans read."""
         return (self.input_tokens, self.output_tokens, self.cache_read_tokens,
-                self.cache_write_tokens, self.reasoning_tokens)
+                self.cache_write_tokens, self.reasoning_tokens, self.cache_write_1h_tokens)
 
     @property
     def uncached_input_tokens(self) -> int:

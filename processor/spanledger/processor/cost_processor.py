@@ -16,7 +16,9 @@ attributes). Plain spans pass through untouched (no copy).
   priced calls of the trace (``spanledger.step``), keep the running total
   (``spanledger.trace.cost_to_date``), and mark spans whose descendants carry
   priced usage as ``aggregate`` (no cost of their own, ``spanledger.cost.rollup``
-  = their descendants' sum) so nothing is counted twice.
+  = their descendants' sum) so nothing is counted twice; mark the second span of a
+  provider call that another span already counts (an SDK's own span beside an
+  instrumentation's) as ``duplicate`` (rule: ``spanledger.pricing.duplicates``).
 
 Aggregate rule (documented decision): a span is ``aggregate`` when it is a
 GenAI span (it has ``gen_ai.operation.name`` or priceable usage) and some
@@ -24,6 +26,13 @@ descendant ended here priced, OR when its operation is ``invoke_agent`` /
 ``invoke_workflow`` whatever its children. The latter covers agents whose steps
 ran in another process: their usage is by definition the sum of steps that are
 (or should be) priced where they ran, so counting it would double the trace.
+
+Other tools' costs: a span that arrives with a cost of its own (openlit, litellm,
+logfire write one) keeps it as ``spanledger.cost.reported`` beside ours, never summed;
+a disagreement beyond 1 ppm is counted (``stats.reported_disagreements`` and the
+``spanledger.cost.reported.disagreements`` counter). With ``semconv_cost`` (or
+``SPANLEDGER_SEMCONV_COST=1``) the cost is also written as ``gen_ai.usage.cost.amount``
+/ ``gen_ai.usage.cost.currency``.
 
 Cost on the hot path: a plain span costs a cached baggage lookup and one dict
 update at start, and a set-disjointness test at end (no copy, no lock); only
@@ -50,7 +59,16 @@ from opentelemetry import metrics
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spanledger import semconv as sc
+from spanledger.pricing.conventions import CALL_KEYS, GENAI, is_special_scope
+from spanledger.pricing.duplicates import facts as call_facts
+from spanledger.pricing.span_pricing import (
+    THEIR_COST_NAMES,
+    call_attributes,
+    reported_disagrees,
+    semconv_cost_from_env,
+)
 from spanledger.pricing.types import PICO_PER_USD, USD_SCALE, ZERO
+from spanledger.pricing.usage import read_call
 
 from . import sdk_access
 
@@ -67,6 +85,10 @@ _COST_CACHE_READ, _COST_CACHE_WRITE = sc.COST_CACHE_READ, sc.COST_CACHE_WRITE
 _COST_STATUS, _COST_ROLLUP, _PRICE_SOURCE = sc.COST_STATUS, sc.COST_ROLLUP, sc.PRICE_SOURCE
 _STEP, _TO_DATE = sc.STEP, sc.TRACE_COST_TO_DATE
 _PRICED, _UNPRICED, _AGGREGATE = sc.STATUS_PRICED, sc.STATUS_UNPRICED, sc.STATUS_AGGREGATE
+_NO_USAGE = sc.STATUS_NO_USAGE
+_DUPLICATE, _DUPLICATE_OF = sc.STATUS_DUPLICATE, sc.DUPLICATE_OF
+_COST_AMOUNT, _COST_CURRENCY, _COST_REPORTED = sc.COST_AMOUNT, sc.COST_CURRENCY, sc.COST_REPORTED
+_GENAI = GENAI
 
 # OpenTelemetry counters (no-ops until the application installs a MeterProvider),
 # mirroring ProcessorStats for dashboards and alerts.
@@ -80,6 +102,12 @@ UNATTRIBUTED_CALLS = _meter.create_counter(
 UNATTRIBUTED_COST = _meter.create_counter(
     "spanledger.unattributed.cost", unit="USD",
     description="priced spend of LLM calls missing a required attribution key")
+DUPLICATES_COUNTER = _meter.create_counter(
+    "spanledger.spans.duplicate", unit="{span}",
+    description="second spans of a provider call another span already counts (not priced)")
+DISAGREEMENTS_COUNTER = _meter.create_counter(
+    "spanledger.cost.reported.disagreements", unit="{span}",
+    description="priced spans whose cost reported by another tool differs from ours")
 
 
 def _keyset(*groups: str | Iterable[str]) -> frozenset[str]:
@@ -89,13 +117,11 @@ def _keyset(*groups: str | Iterable[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-#: any of these on a span means "ask the pricing module" (plain spans skip it); the
-#: catalog's per-call keys (db.system.name, gen_ai.tool.name) are added when it has such prices
-_GENAI_TRIGGERS = _keyset(
-    sc.OPERATION, sc.PROVIDER, sc.REQUEST_MODEL, sc.RESPONSE_MODEL, sc.INPUT_TOKENS,
-    sc.OUTPUT_TOKENS, sc.CACHE_READ_TOKENS, sc.CACHE_WRITE_TOKENS, sc.REASONING_TOKENS,
-    sc.TOTAL_TOKENS,
-)
+#: any of these on a span means "ask the pricing module" (plain spans skip it): every
+#: usage convention's names; the catalog's per-call keys (db.system.name, gen_ai.tool.name)
+#: are added when it has such prices
+_GENAI_TRIGGERS = _keyset(CALL_KEYS, sc.REASONING_TOKENS)
+
 
 
 @dataclass(slots=True)
@@ -110,6 +136,12 @@ class ProcessorStats:
     unattributed_cost: Decimal = ZERO
     #: spans handed on as an enriched copy
     enriched: int = 0
+    #: second spans of a call another span already counted (status ``duplicate``)
+    duplicates: int = 0
+    #: priced spans that arrived with another tool's cost
+    reported: int = 0
+    #: ... whose cost differs from ours by more than 1 ppm
+    reported_disagreements: int = 0
 
 
 class CostSpanProcessor(SpanProcessor):
@@ -124,17 +156,22 @@ class CostSpanProcessor(SpanProcessor):
         require: keys every priced call should carry; a call without them is
             logged (once per missing set) and counted, never dropped.
         max_traces / max_age_s: bounds of the per-trace state.
+        semconv_cost: also write the cost as ``gen_ai.usage.cost.amount`` (USD) and
+            ``gen_ai.usage.cost.currency``; default: ``SPANLEDGER_SEMCONV_COST``.
     """
 
     # Slots: the per-span hooks read a dozen of these per span, and a slot read is a fixed
     # offset, where an instance with this many attributes falls back to dict lookups.
-    __slots__ = ("_add_attributes", "_bag_cache", "_baggage_of", "_context_span_attributes",
-                 "_current_context", "_keys", "_last_bag", "_last_ctx", "_local_parent_id",
+    __slots__ = ("_add_attributes", "_bag_cache", "_baggage_of", "_calls", "_check_call",
+                 "_context_span_attributes",
+                 "_current_context", "_keys", "_last_bag", "_last_ctx", "_last_scope",
+                 "_local_parent_id",
                  "_lock", "_logged", "_max_pending", "_max_roots", "_next", "_next_on_end",
                  "_next_on_start", "_pending", "_pending_items", "_price_span",
                  "_read_attributes", "_require_attrs", "_roots_items", "_span_facts",
                  "_span_id_of", "_trace_id_of", "_trace_items", "_triggers", "_with_attributes",
-                 "attribution_keys", "catalog", "require", "roots", "stats", "traces",
+                 "attribution_keys", "catalog", "require", "roots", "semconv_cost", "stats",
+                 "traces",
                  sdk_access.ON_ENDING)
 
     def __init__(
@@ -147,11 +184,12 @@ class CostSpanProcessor(SpanProcessor):
         require: Iterable[str] | None = None,
         max_traces: int = 10_000,
         max_age_s: float = 3600.0,
+        semconv_cost: bool | None = None,
     ) -> None:
         # the pricing module's one decision, in its integer pico-dollar form (no Decimals per span)
         from spanledger.pricing.span_pricing import price_span_pico
 
-        from .state import PendingRollups, RootTable, TraceTable
+        from .state import CallIndex, PendingRollups, RootTable, TraceTable
 
         if catalog is None:
             from spanledger.pricing.catalog import PriceCatalog
@@ -193,8 +231,13 @@ class CostSpanProcessor(SpanProcessor):
         self._pending = PendingRollups(max_entries=max(10 * max_traces, 1000), lock=self._lock)
         self._pending_items = self._pending.items
         self._max_pending = self._pending.max_entries
+        #: recently counted calls, to find the second span of one (bounded like the traces)
+        self._calls = CallIndex(max_keys=2048)
+        self._check_call = self._calls.check_and_add
+        self.semconv_cost = semconv_cost_from_env() if semconv_cost is None else semconv_cost
         self._last_bag: tuple[object, dict[str, Any]] = (object(), _EMPTY)
         self._last_ctx: tuple[object, dict[str, Any]] = (object(), _EMPTY)
+        self._last_scope: tuple[object, str, str | None] = (object(), "", None)
         self.stats = ProcessorStats()
         self._bag_cache: dict[int, tuple[object, dict[str, Any]]] = {}
         self._logged: set[object] = set()
@@ -301,19 +344,42 @@ class CostSpanProcessor(SpanProcessor):
         merged = dict(raw)
         op = merged.get(_OPERATION)
         trace_id, parent_id, start_ns, end_ns = self._span_facts(span)
-        price = self._price_span(self.catalog, merged, start_ns)
-        if pending is not None or op in _AGGREGATE_OPS:
-            if pending is not None and parent_id is not None:
-                self._pending.add(parent_id, pending)
-            if op is None and price is None:
-                return span  # a plain span between a priced call and its GenAI ancestor
-            merged[_COST_STATUS] = _AGGREGATE
-            merged[_COST_ROLLUP] = pending / PICO_PER_USD if pending is not None else 0.0
-            self.stats.enriched += 1
-            return self._with_attributes(span, merged)
+        scope_info = span.instrumentation_scope
+        # (scope object, its name, the name if it picks a convention else None): spans of
+        # one tracer share one scope object, so this is computed once per tracer in a row
+        last = self._last_scope
+        if last[0] is not scope_info:
+            name = scope_info.name if scope_info is not None else ""
+            last = self._last_scope = (scope_info, name, name if is_special_scope(name) else None)
+        scope = last[1]
+        price = self._price_span(self.catalog, merged, start_ns, last[2])
+        if op in _AGGREGATE_OPS:
+            return self._aggregate(span, merged, pending, parent_id)
         if price is None:
+            if pending is not None:
+                return self._aggregate(span, merged, pending, parent_id, op is None)
             return span
-        status, parts, source = price[0], price[1], price[2]
+        status, parts, source, _, _, counts, _, reading, tier = price
+        if counts is not None and status != _NO_USAGE:  # a call with usage, priced or not
+            calls = self._calls
+            if calls.multi:  # two instrumentations here: an earlier span of this call?
+                other = self._same_call(span, merged, reading, scope, trace_id, parent_id,
+                                        start_ns, end_ns)
+            elif scope == calls.scope:  # the one instrumentation so far: just remember it
+                # (the span alone, all of this one scope: keeping anything new alive, such as
+                # a tuple or the attribute copy, costs every span a garbage-collector
+                # promotion; a deque, so the oldest drops out)
+                calls.ring.append(span)
+                other = None
+            else:
+                other = calls.other_scope(span, scope, self._ring_facts)
+            if other is not None:
+                return self._duplicate(span, merged, pending, parent_id, reading, scope, other)
+        if pending is not None:
+            return self._aggregate(span, merged, pending, parent_id)
+        if reading is not None and reading[7] is not None:  # another tool's cost: ours replaces
+            for name in THEIR_COST_NAMES:
+                merged.pop(name, None)
         if status == _PRICED and parts is not None:
             a, b, c, d = parts
             total = a + b + c + d
@@ -325,6 +391,9 @@ class CostSpanProcessor(SpanProcessor):
             merged[_COST_CACHE_WRITE] = d / PICO_PER_USD
             merged[_COST_STATUS] = _PRICED
             merged[_PRICE_SOURCE] = source
+            if self.semconv_cost:
+                merged[_COST_AMOUNT] = total / PICO_PER_USD
+                merged[_COST_CURRENCY] = "USD"
             traces = self._trace_items
             state = traces.get(trace_id)
             if state is None:  # the trace's first priced call here (or evicted)
@@ -351,11 +420,80 @@ class CostSpanProcessor(SpanProcessor):
             if self._require_attrs:
                 self._check_required(raw, total, span)
         else:
+            total = None
             merged[_COST_STATUS] = status
             if self._require_attrs and status == _UNPRICED:
                 self._check_required(raw, None, span)
+        if reading is not None and (reading[0] is not _GENAI or reading[5] is not None
+                                    or reading[7] is not None):  # convention, tier, reported
+            call_attributes(merged, reading, tier)
+            if reading.reported_cost is not None and total is not None:
+                self._compare_reported(reading.reported_cost, total)
         self.stats.enriched += 1  # handed on as a copy: the original's attributes are frozen
         return self._with_attributes(span, merged)
+
+    def _aggregate(self, span: ReadableSpan, merged: dict[str, Any], pending: int | None,
+                   parent_id: int | None, plain: bool = False) -> ReadableSpan:
+        """A span whose descendants carry the cost: marked, rolled up, never counted."""
+        if pending is not None and parent_id is not None:
+            self._pending.add(parent_id, pending)
+        if plain:
+            return span  # a plain span between a priced call and its GenAI ancestor
+        merged[_COST_STATUS] = _AGGREGATE
+        merged[_COST_ROLLUP] = pending / PICO_PER_USD if pending is not None else 0.0
+        self.stats.enriched += 1
+        return self._with_attributes(span, merged)
+
+    def _same_call(self, span: ReadableSpan, merged: dict[str, Any], reading: Any, scope: str,
+                   trace_id: int, parent_id: int | None, start_ns: int, end_ns: int) -> Any:
+        """The counted span this one duplicates (None: it is the first of its call, and is
+        remembered); a duplicate is remembered too, so a third span of the call finds it."""
+        if reading is None:  # a plain GenAI span was priced without a reading: read it now
+            reading = read_call(merged, scope)
+        found = call_facts(trace_id, self._span_id_of(span), parent_id, start_ns, end_ns, scope,
+                           reading, False)
+        if found is None:
+            return None
+        other = self._check_call(found)
+        if other is not None:
+            self._calls.add(found._replace(keeper=other.keeper))
+        return other
+
+    def _ring_facts(self, span: ReadableSpan, scope: str) -> Any:
+        """The matching facts of a call the ring remembered: read again from the span's own
+        attributes (rare: when a second instrumentation shows up)."""
+        trace_id, parent_id, start_ns, end_ns = self._span_facts(span)
+        return call_facts(trace_id, self._span_id_of(span), parent_id, start_ns, end_ns, scope,
+                          read_call(dict(self._read_attributes(span)), scope), False)
+
+    def _duplicate(self, span: ReadableSpan, merged: dict[str, Any], pending: int | None,
+                   parent_id: int | None, reading: Any, scope: str, other: Any) -> ReadableSpan:
+        """The second span of a call another span already counts: no cost, marked, counted."""
+        if pending is not None and parent_id is not None:
+            self._pending.add(parent_id, pending)  # its priced descendants still roll up
+        if reading is None:
+            reading = read_call(merged, scope)
+        if reading.reported_cost is not None:
+            for name in THEIR_COST_NAMES:
+                merged.pop(name, None)
+        merged[_COST_STATUS] = _DUPLICATE
+        merged[_DUPLICATE_OF] = f"{other.keeper:016x}"
+        call_attributes(merged, reading, None)
+        with self._lock:
+            self.stats.duplicates += 1
+        DUPLICATES_COUNTER.add(1)
+        self.stats.enriched += 1
+        return self._with_attributes(span, merged)
+
+    def _compare_reported(self, reported: float, total_pico: int) -> None:
+        """Count a cost another tool reported for a span we priced, and whether it differs."""
+        disagrees = reported_disagrees(reported, total_pico)
+        with self._lock:
+            self.stats.reported += 1
+            if disagrees:
+                self.stats.reported_disagreements += 1
+        if disagrees:
+            DISAGREEMENTS_COUNTER.add(1)
 
     def _check_required(self, raw: Any, total_pico: int | None, span: ReadableSpan) -> None:
         total = None if total_pico is None else Decimal(total_pico).scaleb(-USD_SCALE)
@@ -392,6 +530,7 @@ class CostSpanProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         self._next.shutdown()
+        self._calls.clear()
         self.traces.clear()
         self.roots.clear()
         self._pending.clear()

@@ -116,6 +116,7 @@ def configure(
     set_global: bool = True,
     max_traces: int = 10_000,
     max_age_s: float = 3600.0,
+    semconv_cost: bool | None = None,
 ) -> TracerProvider:
     """Set up tracing with cost attribution in one call; returns the TracerProvider.
 
@@ -139,6 +140,8 @@ def configure(
         batch: False exports synchronously (SimpleSpanProcessor), for scripts and tests.
         set_global: False returns the provider without making it global.
         max_traces / max_age_s: bounds of the processor's per-trace state.
+        semconv_cost: also write the cost as ``gen_ai.usage.cost.amount`` / ``.currency``
+            (the names the GenAI conventions are converging on); else SPANLEDGER_SEMCONV_COST.
     """
     attrs: dict[str, Any] = dict(resource_attributes or {})
     if service_name:
@@ -155,6 +158,7 @@ def configure(
         require=require,
         max_traces=max_traces,
         max_age_s=max_age_s,
+        semconv_cost=semconv_cost,
     )
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(processor)

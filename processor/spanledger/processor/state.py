@@ -10,6 +10,10 @@ Why it exists, and why it is small: three things need memory across spans:
   sum on to its parent. Every ancestor thus sees its descendants' sum without
   storing parent links for every span.
 
+- duplicate detection: a provider call traced twice (an SDK's own span and an
+  instrumentation's) is counted once; the spans counted recently are indexed by
+  response id and by trace (:class:`CallIndex`) so the second can find the first.
+
 Plain spans touch none of it except when they are a local root (one insert),
 which is what keeps the processor cheap on the 99% of spans that are not LLM
 calls. Memory is bounded: at most ``max_traces`` traces (least recently active
@@ -25,10 +29,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["PendingRollups", "RootTable", "TraceState", "TraceTable"]
+from spanledger.pricing.duplicates import CallFacts, same_call
+
+__all__ = ["CallIndex", "PendingRollups", "RootTable", "TraceState", "TraceTable"]
 
 #: attribution of one span: {"spanledger.team": "search", ...}; shared, never mutated
 Attribution = dict[str, Any]
@@ -196,3 +203,135 @@ class PendingRollups:
     def clear(self) -> None:
         with self._lock:
             self.items.clear()
+
+
+class CallIndex:
+    """Recently counted calls, for finding the second span of a call (pricing/duplicates.py).
+
+    Two buckets per call: its response id (any trace: the anthropic SDK's span and
+    OpenLLMetry's may sit in two traces) and its trace. Each bucket keeps its ``per_key``
+    most recent calls, newest last, and is scanned newest first until a call that ended
+    before this one started: the partner of a span overlaps it in time, so a long agent
+    loop costs a look at its last call, not all of them. At most ``max_keys`` buckets per
+    kind (the older half dropped beyond that).
+    """
+
+    __slots__ = ("_lock", "by_rid", "by_trace", "max_keys", "multi", "per_key", "ring",
+                 "ring_size", "scope")
+
+    def __init__(self, max_keys: int = 20_000, per_key: int = 16, ring_size: int = 64) -> None:
+        self.by_rid: dict[str, list[CallFacts]] = {}
+        self.by_trace: dict[Any, list[CallFacts]] = {}
+        self.max_keys = max(max_keys, 2)
+        self.per_key = max(per_key, 1)
+        self._lock = threading.Lock()
+        #: One instrumentation scope so far: no two of its spans are one call (rule 4 of
+        #: pricing/duplicates.py), so its calls only go to ``ring`` (the last ``ring_size``
+        #: spans themselves), not into the index.
+        self.scope: str | None = None
+        self.multi = False
+        self.ring: deque[Any] = deque(maxlen=max(ring_size, 1))
+        self.ring_size = max(ring_size, 1)
+
+    def __len__(self) -> int:
+        return len(self.by_rid) + len(self.by_trace)
+
+    def other_scope(self, span: Any, scope: str,
+                    to_facts: Callable[[Any, str], CallFacts | None]) -> CallFacts | None:
+        """A counted span of a scope other than :attr:`scope` (the first one, or a second).
+
+        The ring keeps the spans themselves (all of :attr:`scope`), turned into
+        :class:`CallFacts` by ``to_facts`` only when needed. The first scope is remembered.
+        A second switches to the index for good: the ring's calls go in first, so a partner
+        that ended just before is found.
+        """
+        with self._lock:
+            if self.scope is None:
+                self.scope = scope
+                self.ring.append(span)
+                return None
+            if not self.multi:
+                for old in self.ring:
+                    f = to_facts(old, self.scope)
+                    if f is not None:
+                        self.add(f)
+                self.ring.clear()
+                self.multi = True
+        f = to_facts(span, scope)
+        if f is None:
+            return None
+        other = self.check_and_add(f)
+        if other is not None:  # remembered too: a third span of the call finds it
+            self.add(f._replace(keeper=other.keeper))
+        return other
+
+    def check_and_add(self, f: CallFacts) -> CallFacts | None:
+        """:meth:`find`, and :meth:`add` when nothing was found: the per-span form, in one
+        frame (the processor calls it on every span with usage)."""
+        rid = f.response_id
+        rid_bucket = self.by_rid.get(rid) if rid is not None else None
+        if rid_bucket:
+            hit = _scan(rid_bucket, f)
+            if hit is not None:
+                return hit
+        trace_bucket = self.by_trace.get(f.trace_id)
+        if trace_bucket:
+            hit = _scan(trace_bucket, f)
+            if hit is not None:
+                return hit
+        self._put(self.by_rid, rid, f, rid_bucket)
+        self._put(self.by_trace, f.trace_id, f, trace_bucket)
+        return None
+
+    def find(self, f: CallFacts) -> CallFacts | None:
+        """An earlier counted span describing the same call as ``f``, or None."""
+        if f.response_id is not None:
+            hit = _scan(self.by_rid.get(f.response_id), f)
+            if hit is not None:
+                return hit
+        return _scan(self.by_trace.get(f.trace_id), f)
+
+    def add(self, f: CallFacts) -> None:
+        """Remember a counted call (or a duplicate, whose ``keeper`` names the counted one)."""
+        rid = f.response_id
+        self._put(self.by_rid, rid, f, self.by_rid.get(rid) if rid is not None else None)
+        self._put(self.by_trace, f.trace_id, f, self.by_trace.get(f.trace_id))
+
+    def _put(self, table: dict[Any, list[CallFacts]], key: Any, f: CallFacts,
+             bucket: list[CallFacts] | None) -> None:
+        if key is None:
+            return
+        if bucket is None:
+            table[key] = [f]
+            if len(table) > self.max_keys:
+                self._trim(table)
+            return
+        bucket.append(f)
+        if len(bucket) > self.per_key:
+            del bucket[0]
+
+    def _trim(self, table: dict[Any, list[CallFacts]]) -> None:
+        with self._lock:
+            if len(table) <= self.max_keys:
+                return
+            drop = len(table) - self.max_keys // 2
+            with contextlib.suppress(RuntimeError):  # resized meanwhile: trim next time
+                for key in list(itertools.islice(table, drop)):
+                    table.pop(key, None)
+
+    def clear(self) -> None:
+        self.by_rid.clear()
+        self.by_trace.clear()
+        self.ring.clear()
+
+
+def _scan(bucket: list[CallFacts] | None, f: CallFacts) -> CallFacts | None:
+    if not bucket:
+        return None
+    start = f.start_ns
+    for other in reversed(bucket):
+        if other.end_ns < start:
+            return None  # ended before f began, and so did every older one
+        if other.span_id != f.span_id and same_call(other, f):
+            return other
+    return None

@@ -93,8 +93,17 @@ class GroupSpend:
     """What one report group consumed over the period."""
 
     group: tuple[str, ...]
+    #: counted calls of every kind (LLM, tool, vector database)
     calls: int = 0
     errors: int = 0
+    #: the kinds apart: model calls (None: all of ``calls``), tool calls, vector-database calls
+    llm_calls: int | None = None
+    tool_calls: int = 0
+    vector_calls: int = 0
+    #: second spans of calls counted once (a client SDK's own span beside an instrumentation's)
+    duplicate_spans: int = 0
+    #: calls with a price (of any kind): none with calls means the group's cost is unknown
+    priced_calls: int = 0
     unpriced_calls: int = 0
     unpriced_tokens: int = 0
     input_tokens: int = 0
@@ -108,6 +117,16 @@ class GroupSpend:
     snapshot_fallback_calls: int = 0
 
     @property
+    def model_calls(self) -> int:
+        """LLM (model) calls."""
+        return self.calls if self.llm_calls is None else self.llm_calls
+
+    @property
+    def wholly_unpriced(self) -> bool:
+        """Calls and not one of them priced: the cost is unknown ("unpriced"), not $0."""
+        return self.calls > 0 and self.priced_calls == 0 and self.cost == 0
+
+    @property
     def tokens(self) -> int:
         """Token volume: input (incl. cached) + output (incl. reasoning)."""
         return self.input_tokens + self.output_tokens
@@ -117,7 +136,8 @@ class GroupSpend:
         return self.cost if self.snapshot_cost is None else self.snapshot_cost
 
 
-PriceFn = Callable[[str, str, TokenUsage], Decimal | None]
+#: (provider, model, usage of one call, service tier or None) -> its cost, None = no price
+PriceFn = Callable[[str, str, TokenUsage, "str | None"], Decimal | None]
 #: group -> (cost re-priced at the snapshot date, priced calls that had no price then)
 Snapshot = Mapping[tuple[str, ...], tuple[Decimal, int]]
 
@@ -134,8 +154,8 @@ def snapshot_costs(calls: Iterable[CallUsageRow], price: PriceFn) -> dict[tuple[
     out: dict[tuple[str, ...], tuple[Decimal, int]] = {}
     for r in calls:
         usage = TokenUsage(r.input_tokens, r.output_tokens, r.cache_read_tokens,
-                           r.cache_write_tokens, r.reasoning_tokens)
-        one = price(r.provider, r.model, usage) if r.model else None
+                           r.cache_write_tokens, r.reasoning_tokens, r.cache_write_1h_tokens)
+        one = price(r.provider, r.model, usage, r.tier or None) if r.model else None
         cost, fallback = out.get(r.group, (ZERO, 0))
         if one is None:
             out[r.group] = (cost + r.cost, fallback + r.calls)
@@ -158,14 +178,20 @@ def group_spend(rows: Iterable[SpendRow], snapshot: Snapshot | None = None) -> l
                 g.snapshot_cost, g.snapshot_fallback_calls = snapshot.get(r.group, (ZERO, 0))
         g.calls += r.calls
         g.errors += r.errors
+        g.llm_calls = (g.llm_calls or 0) + r.model_calls
+        g.tool_calls += r.tool_calls
+        g.vector_calls += r.vector_calls
+        g.duplicate_spans += r.duplicate_spans
         g.input_tokens += r.input_tokens
         g.output_tokens += r.output_tokens
         g.cache_read_tokens += r.cache_read_tokens
         g.cache_write_tokens += r.cache_write_tokens
         if r.status != "priced":
-            g.unpriced_calls += r.calls
-            g.unpriced_tokens += r.input_tokens + r.output_tokens
+            if r.status == "unpriced":  # a model without a price (a tool without one is
+                g.unpriced_calls += r.calls  # no_usage: counted as a tool call, cost n/a)
+                g.unpriced_tokens += r.input_tokens + r.output_tokens
             continue
+        g.priced_calls += r.calls
         g.cost += r.cost
     return sorted(groups.values(), key=lambda g: g.group)
 

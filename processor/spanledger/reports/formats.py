@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from spanledger.reports.chargeback import CENT, round_for_display
-from spanledger.reports.tabular import Column, Report
+from spanledger.reports.tabular import UNPRICED, Column, Report
 
 FORMATS = ("table", "csv", "json")
 MONEY_EXACT = Decimal("1e-12")
@@ -52,18 +52,26 @@ def exact(value: Any, col: Column) -> Any:
     return value
 
 
+def _value(row: dict[str, Any], col: Column) -> Any:
+    """The cell's value; None when the row marks it unknown (``Column.na_when``)."""
+    if col.na_when and row.get(col.na_when):
+        return None
+    return row.get(col.key)
+
+
 def render_csv(report: Report) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([c.key for c in report.columns])
     for row in report.rows:
-        w.writerow(["" if (v := exact(row.get(c.key), c)) is None else v for c in report.columns])
+        w.writerow(["" if (v := exact(_value(row, c), c)) is None else v
+                    for c in report.columns])
     return buf.getvalue()
 
 
 def render_json(report: Report) -> str:
     def conv(d: dict[str, Any]) -> dict[str, Any]:
-        return {c.key: exact(d.get(c.key), c) for c in report.columns if c.key in d}
+        return {c.key: exact(_value(d, c), c) for c in report.columns if c.key in d}
 
     doc = {
         "report": report.name,
@@ -126,7 +134,8 @@ def display_rows(report: Report) -> tuple[list[dict[str, str]], dict[str, str] |
         totals[col.key] = total
     rows = []
     for i, row in enumerate(report.rows):
-        rows.append({c.key: _show(rounded[c.key][i] if c.kind == "money" else row.get(c.key), c)
+        rows.append({c.key: UNPRICED if c.na_when and row.get(c.na_when) else
+                     _show(rounded[c.key][i] if c.kind == "money" else row.get(c.key), c)
                      for c in report.columns})
     total_row = None
     if report.total is not None:
@@ -135,7 +144,8 @@ def display_rows(report: Report) -> tuple[list[dict[str, str]], dict[str, str] |
             v = report.total.get(c.key)
             if c.kind == "money" and c.total:
                 v = totals[c.key]
-            total_row[c.key] = _show(v, c)
+            total_row[c.key] = (UNPRICED if c.na_when and report.total.get(c.na_when)
+                                else _show(v, c))
     return rows, total_row
 
 

@@ -43,7 +43,7 @@ from spanledger.reports.queries import (
     missing_rollups,
 )
 from spanledger.reports.spend import SpendOptions, spend_report
-from spanledger.reports.tabular import Report
+from spanledger.reports.tabular import UNPRICED, Report
 from spanledger.reports.traces import traces_report
 from spanledger.store.base import Store
 
@@ -167,18 +167,31 @@ def render_html(data: HtmlData) -> str:
 
 
 def _cards(rows: list[SpendRow], traces: int) -> str:
-    """The headline numbers; unpriced calls and untagged spend in red when there are any."""
+    """The headline numbers; unpriced calls and untagged spend in red when there are any.
+
+    LLM calls, tool calls and vector-database calls are counted apart; spend is "unpriced"
+    (not $0.00) when there were calls and none had a price.
+    """
     total = sum((r.cost for r in rows), ZERO)
-    calls = sum(r.calls for r in rows)
-    unpriced = sum(r.calls for r in rows if r.status != "priced")
+    calls = sum(r.model_calls for r in rows)
+    tools = sum(r.tool_calls for r in rows)
+    vectors = sum(r.vector_calls for r in rows)
+    duplicates = sum(r.duplicate_spans for r in rows)
+    priced = sum(r.calls for r in rows if r.status == "priced")
+    unpriced = sum(r.calls for r in rows if r.status == "unpriced")
     untagged = sum((r.cost for r in rows if r.group[0] == ""), ZERO)
+    spend = svg.usd_label(total) if priced or not any(r.calls for r in rows) else UNPRICED
     cards = [
-        ("spend", svg.usd_label(total), ""),
+        ("spend", spend, "warn" if spend == UNPRICED else ""),
         ("LLM calls", f"{calls:,}", ""),
+        ("tool calls", f"{tools:,}", ""),
+        ("vector-DB calls", f"{vectors:,}", ""),
         ("agent runs (traces)", f"{traces:,}", ""),
         ("unpriced calls", f"{unpriced:,}", "warn" if unpriced else ""),
         ("untagged spend (no team)", svg.usd_label(untagged), "warn" if untagged else ""),
     ]
+    if duplicates:
+        cards.append(("duplicate spans (counted once)", f"{duplicates:,}", ""))
     return "".join(f'<div class="card"><div class="v {cls}">{escape(v)}</div>'
                    f'<div class="k">{escape(k)}</div></div>' for k, v, cls in cards)
 

@@ -17,7 +17,7 @@ from spanledger.reports.chargeback import UNATTRIBUTED, label
 from spanledger.reports.formats import display_rows
 from spanledger.reports.period import Period
 from spanledger.reports.queries import DailyRow, SpendRow
-from spanledger.reports.tabular import Report
+from spanledger.reports.tabular import UNPRICED, Report
 
 ZERO = Decimal(0)
 
@@ -78,13 +78,17 @@ def spend_over_time_chart(daily: list[DailyRow], period: Period, top_n: int = 8)
 
 
 def feature_chart(rows: list[SpendRow]) -> str:
+    """Spend per feature; a feature whose calls all lack a price reads "unpriced", not $0."""
     per: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    priced: dict[str, int] = defaultdict(int)
     for r in rows:
         per[label(r.group[1])] += r.cost
+        priced[label(r.group[1])] += r.calls if r.status == "priced" else 0
     items = sorted(per.items(), key=lambda kv: -kv[1])
     colours = [svg.GREY if k == UNATTRIBUTED else svg.PALETTE[0] for k, _ in items]
     return svg.horizontal_bars("Spend by feature (use case)",
-                               [(k, v, svg.usd_label(v)) for k, v in items],
+                               [(k, v, svg.usd_label(v) if priced[k] or v else UNPRICED)
+                                for k, v in items],
                                "spend (USD)", colours=colours)
 
 
@@ -92,7 +96,7 @@ def unpriced_chart(rows: list[SpendRow]) -> str:
     calls: dict[str, int] = defaultdict(int)
     tokens: dict[str, int] = defaultdict(int)
     for r in rows:
-        if r.status != "priced":
+        if r.status == "unpriced":  # models without a price (not tools, not duplicates)
             key = f"{r.provider or '?'}/{r.model or '(no model)'}"
             calls[key] += r.calls
             tokens[key] += r.input_tokens + r.output_tokens
@@ -111,8 +115,10 @@ def traces_chart(report: Report) -> str:
     items = []
     for r in report.rows:
         unpriced = f" ({r['unpriced_calls']} unpriced)" if r["unpriced_calls"] else ""
+        tools = f", {r['tool_calls']} tool" if r.get("tool_calls") else ""
+        cost = UNPRICED if r.get("unpriced_run") else svg.usd_label(Decimal(r["cost"]))
         items.append((f"{r['trace_id'][:12]} {r['feature']}", Decimal(r["cost"]),
-                      f"{svg.usd_label(Decimal(r['cost']))} · {r['calls']} calls{unpriced} · "
+                      f"{cost} · {r['calls']} LLM calls{unpriced}{tools} · "
                       f"{r['amplification']}"))
     colours = [svg.PALETTE[5] if (r["cost_x"] is not None and r["cost_x"] >= 3) else svg.PALETTE[0]
                for r in report.rows]

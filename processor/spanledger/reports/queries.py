@@ -137,7 +137,14 @@ def _period_where(period: Period, env: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SpendRow:
-    """One group x provider x model x status of ``llm_cost_daily`` summed over the period."""
+    """One group x provider x model x status of ``llm_cost_daily`` summed over the period.
+
+    ``calls`` counts calls of every kind; ``llm_calls``, ``tool_calls`` and
+    ``vector_calls`` split them (an aggregate tool span counts as a tool call only),
+    ``duplicate_spans`` are second spans of calls counted elsewhere (never in calls),
+    ``tool_cost`` / ``vector_cost`` are the parts of ``cost`` spent on tools and vector
+    databases. Defaults: rows built by hand for an LLM-only world.
+    """
 
     group: tuple[str, ...]
     provider: str
@@ -151,6 +158,17 @@ class SpendRow:
     cache_write_tokens: int
     reasoning_tokens: int
     cost: Decimal
+    llm_calls: int | None = None
+    tool_calls: int = 0
+    vector_calls: int = 0
+    duplicate_spans: int = 0
+    tool_cost: Decimal = Decimal(0)
+    vector_cost: Decimal = Decimal(0)
+
+    @property
+    def model_calls(self) -> int:
+        """LLM (model) calls: ``llm_calls``, else every call (a row without the kinds)."""
+        return self.calls if self.llm_calls is None else self.llm_calls
 
 
 _KEY = (Col("provider", "toString(Provider)", str), Col("model", "toString(Model)", str))
@@ -159,9 +177,15 @@ _SUMMED_TOKENS = (Col("input_tokens", "sum(InputTokens)"),
                   Col("cache_read_tokens", "sum(CacheReadTokens)"),
                   Col("cache_write_tokens", "sum(CacheWriteTokens)"))
 _COST = Col("cost", "toString(sum(Cost))", money)
+#: calls of each kind, duplicates, and the cost of tools / vector databases (llm_cost_daily)
+KIND_COLS = (Col("llm_calls", "sum(LlmCalls)"), Col("tool_calls", "sum(ToolCalls)"),
+             Col("vector_calls", "sum(VectorCalls)"),
+             Col("duplicate_spans", "sum(DuplicateSpans)"),
+             Col("tool_cost", "toString(sum(ToolCost))", money),
+             Col("vector_cost", "toString(sum(VectorCost))", money))
 _SPEND = (*_KEY, Col("status", "toString(Status)", str), Col("calls", "sum(Calls)"),
           Col("errors", "sum(Errors)"), *_SUMMED_TOKENS,
-          Col("reasoning_tokens", "sum(ReasoningTokens)"), _COST)
+          Col("reasoning_tokens", "sum(ReasoningTokens)"), _COST, *KIND_COLS)
 
 
 def fetch_spend(store: Store, period: Period, dims: Sequence[str],
@@ -186,12 +210,19 @@ class CallUsageRow:
     reasoning_tokens: int
     calls: int
     cost: Decimal
+    #: 1-hour cache writes (part of cache_write_tokens) and the service tier priced
+    cache_write_1h_tokens: int = 0
+    tier: str = ""
 
 
-_USAGE = ("InputTokens", "OutputTokens", "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens")
+_USAGE = ("InputTokens", "OutputTokens", "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens",
+          "CacheWrite1hTokens")
+#: a call is re-priced with its usage and the service tier it was priced at
+_CALL_KEY = (*_USAGE, "PriceTier")
 _CALL_USAGE = (*_KEY, *(Col(f, c) for f, c in zip(
     ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-     "reasoning_tokens"), _USAGE, strict=True)), Col("calls", "count()"), _COST)
+     "reasoning_tokens", "cache_write_1h_tokens"), _USAGE, strict=True)),
+    Col("calls", "count()"), _COST, Col("tier", "toString(PriceTier)", str))
 
 
 def fetch_call_usage(store: Store, period: Period, dims: Sequence[str],
@@ -204,7 +235,8 @@ def fetch_call_usage(store: Store, period: Period, dims: Sequence[str],
     usage share a row, which keeps this to the number of distinct usages.
     """
     rest = (f"FROM llm_calls WHERE Status = 'priced' AND {day_filter(period)}"
-            f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Provider, Model, {', '.join(_USAGE)}")
+            f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Provider, Model, "
+            f"{', '.join(_CALL_KEY)}")
     return [CallUsageRow(**r) for r in read_rows(store, _CALL_USAGE, rest, dims)]
 
 
@@ -228,11 +260,12 @@ def fetch_model_usage(store: Store, period: Period, dims: Sequence[str],
                       env: str | None = None) -> list[ModelUsageRow]:
     """Calls per group x model from ``llm_calls`` (the rollups keep no durations).
 
-    GPU pools are shared out by these tokens or span-seconds; aggregate spans are
-    left out as in every rollup, unpriced calls kept (a self-hosted model priced
-    only by its GPUs has no per-token price).
+    GPU pools are shared out by these tokens or span-seconds; aggregate and
+    duplicate spans are left out as in every rollup, unpriced calls kept (a
+    self-hosted model priced only by its GPUs has no per-token price).
     """
-    rest = (f"FROM llm_calls WHERE Status != 'aggregate' AND {day_filter(period)}"
+    rest = (f"FROM llm_calls WHERE Status NOT IN ('aggregate', 'duplicate') "
+            f"AND {day_filter(period)}"
             f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Model")
     return [ModelUsageRow(**r) for r in read_rows(store, _MODEL_USAGE, rest, dims)]
 
@@ -246,10 +279,12 @@ class DailyRow:
 
 def fetch_daily(store: Store, period: Period, dim: str = "team",
                 env: str | None = None) -> list[DailyRow]:
-    """Priced cost per day x one dimension (for the stacked spend chart)."""
+    """Priced cost per day x one dimension (for the stacked spend chart): a group without a
+    priced call is not in it at all (an unknown cost is no $0 bar)."""
     col = DIMENSIONS[dim]
     cols = (Col("day", "toString(Day)", parse_day), Col("group", f"toString({col})", str), _COST)
-    rest = f"FROM llm_cost_daily {_period_where(period, env)} GROUP BY Day, {col} ORDER BY Day"
+    rest = (f"FROM llm_cost_daily {_period_where(period, env)} AND Status = 'priced' "
+            f"GROUP BY Day, {col} ORDER BY Day")
     return [DailyRow(**r) for r in read_rows(store, cols, rest)]
 
 
@@ -273,6 +308,22 @@ class TraceRow:
     input_tokens: int
     output_tokens: int
     cost: Decimal
+    #: the kinds of ``calls`` and the duplicates (None: LLM calls = calls)
+    llm_calls: int | None = None
+    tool_calls: int = 0
+    vector_calls: int = 0
+    duplicate_spans: int = 0
+
+    @property
+    def model_calls(self) -> int:
+        """LLM (model) calls of the run."""
+        return self.calls if self.llm_calls is None else self.llm_calls
+
+    @property
+    def wholly_unpriced(self) -> bool:
+        """Calls, none of them priced: the run's cost is unknown, not $0."""
+        return self.calls > 0 and self.cost == 0 and self.unpriced_calls + self.tool_calls \
+            + self.vector_calls >= self.calls
 
     @property
     def duration_s(self) -> float:
@@ -287,6 +338,8 @@ _TRACE = (
     Col("models", "arrayStringConcat(arraySort(groupUniqArrayArray(Models)), '\\n')", _lines),
     Col("calls", "sum(Calls)"), Col("unpriced_calls", "sum(UnpricedCalls)"),
     Col("error_calls", "sum(ErrorCalls)"), *_SUMMED_TOKENS[:2], _COST,
+    Col("llm_calls", "sum(LlmCalls)"), Col("tool_calls", "sum(ToolCalls)"),
+    Col("vector_calls", "sum(VectorCalls)"), Col("duplicate_spans", "sum(DuplicateSpans)"),
 )
 
 

@@ -116,14 +116,15 @@ def snapshot_pricer(at: dt.date, prices: str | None = None) -> cb.PriceFn:
     catalog = PriceCatalog(prices) if prices else PriceCatalog.from_env()
     when = dt.datetime(at.year, at.month, at.day, tzinfo=dt.UTC)
 
-    def price(provider: str, model: str, usage: TokenUsage) -> Decimal | None:
+    def price(provider: str, model: str, usage: TokenUsage, tier: str | None = None
+              ) -> Decimal | None:
         if not model:
             return None
         if usage.is_empty:  # a vector-database or tool span, priced per call
             cost = (catalog.price_call(db_system=model, at=when)
                     or catalog.price_call(tool=model, at=when))
         else:
-            cost = catalog.price_tokens(provider or None, model, usage, at=when)
+            cost = catalog.price_tokens(provider or None, model, usage, at=when, tier=tier)
         return None if cost is None else cost.total
 
     return price

@@ -122,16 +122,20 @@ def base_table(groups: Sequence[cb.GroupSpend], dims: tuple[str, ...],
                meta: Mapping[str, Any] | None = None) -> SpendTable:
     """One row per group: its labels, counts and actual cost (every model shows these)."""
     columns = [Column(d, d, "text") for d in dims] + [
-        Column("calls", "calls", "int", total=True),
+        Column("calls", "LLM calls", "int", total=True),
+        Column("tool_calls", "tool calls", "int", total=True),
+        Column("vector_calls", "vector-DB calls", "int", total=True),
         Column("tokens", "tokens", "int", total=True),
         Column("unpriced_calls", "unpriced calls", "int", total=True),
         Column("unpriced_tokens", "unpriced tokens", "int", total=True),
-        Column("cost", "actual cost", "money", total=True),
+        Column("cost", "actual cost", "money", total=True, na_when="unpriced_group"),
     ]
     rows: list[dict[str, Any]] = [
         {**{d: cb.label(v) for d, v in zip(dims, g.group, strict=True)},
-         "calls": g.calls, "tokens": g.tokens, "unpriced_calls": g.unpriced_calls,
-         "unpriced_tokens": g.unpriced_tokens, "cost": g.cost}
+         "calls": g.model_calls, "tool_calls": g.tool_calls, "vector_calls": g.vector_calls,
+         "tokens": g.tokens, "unpriced_calls": g.unpriced_calls,
+         "unpriced_tokens": g.unpriced_tokens, "cost": g.cost,
+         "unpriced_group": g.wholly_unpriced}
         for g in groups
     ]
     return SpendTable(dims, list(groups), columns, rows, dict(meta or {}),
@@ -318,9 +322,11 @@ def add_shared_costs(t: SpendTable, items: Mapping[str, Decimal]) -> None:
 def add_charge(t: SpendTable) -> None:
     """What each group is charged: the model's charge plus its shared costs."""
     t.columns.append(Column("charge", "charge", "money", total=True,
-                            parts=tuple(t.charge_parts)))
+                            parts=tuple(t.charge_parts), na_when="unpriced_charge"))
     for row, c, s in zip(t.rows, t.charges, t.shared, strict=True):
         row["charge"] = c + s
+        # nothing priced and nothing to charge: unknown, not $0 (a token share is a charge)
+        row["unpriced_charge"] = row["unpriced_group"] and row["charge"] == 0
 
 
 def add_budgets(t: SpendTable, budgets: Budgets, period: Period, today: dt.date) -> None:
@@ -359,6 +365,16 @@ def finish(t: SpendTable, title: str) -> Report:
         t.notes.append(f"{unpriced} unpriced calls "
                        f"({sum(g.unpriced_tokens for g in t.groups)} tokens) have no price and "
                        "are not in any cost: see `spanledger prices unpriced`")
+    duplicates = sum(g.duplicate_spans for g in t.groups)
+    if duplicates:
+        t.notes.append(f"{duplicates} duplicate spans (a second instrumentation of a call "
+                       "already counted, e.g. a client SDK's own span) are in no count or cost")
+    tools_unpriced = sum(g.tool_calls + g.vector_calls for g in t.groups
+                         if g.wholly_unpriced)
+    if tools_unpriced:
+        t.notes.append("unpriced: groups whose calls all lack a price (their cost is unknown, "
+                       "not zero); tool and vector-database calls get per-call prices in the "
+                       "prices file (calls:)")
     total = dict(t.total)
     for col in t.columns:
         if col.total:
@@ -366,5 +382,8 @@ def finish(t: SpendTable, title: str) -> Report:
             total[col.key] = sum(vals, ZERO if col.kind == "money" else 0)
     for d in t.dims[:1]:
         total[d] = "TOTAL"
+    if t.groups and all(g.wholly_unpriced for g in t.groups):  # nothing priced at all
+        total["unpriced_group"] = True
+        total["unpriced_charge"] = total.get("charge") == 0
     rows = sorted(t.rows, key=lambda r: (-r["charge"], tuple(r[d] for d in t.dims)))
     return Report("spend", title, t.columns, rows, total, t.notes, t.meta)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["text", "int", "money", "percent", "ratio", "seconds"]
+#: how an unknown (``na_when``) cell reads in a table or the HTML report
+UNPRICED = "unpriced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,10 @@ class Column:
     #: money made of earlier columns, e.g. charge = (+1, "cost"), (+1, "shared_cost"):
     #: displayed as the sum of their displayed values, so rows add up across as well as down
     parts: tuple[tuple[int, str], ...] = ()
+    #: a row key that, when true, makes this cell unknown rather than zero: shown as
+    #: ``unpriced`` (table, HTML), empty (CSV), null (JSON); e.g. the cost of a group whose
+    #: calls all lack a price is not $0.00
+    na_when: str = ""
 
 
 @dataclass(slots=True)

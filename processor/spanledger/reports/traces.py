@@ -1,5 +1,8 @@
 """``report traces``: the most expensive agent runs and how far they amplify.
 
+LLM calls, tool calls and vector-database calls are counted apart; a run none of whose
+calls has a price shows its cost as ``unpriced``, never $0.00.
+
 An agent that loops costs many times what a normal run of the same feature
 costs. Amplification compares each run (trace) with the MEDIAN run of its
 own feature in the period (median, not mean: the runaway runs must not
@@ -45,17 +48,17 @@ def rank_traces(traces: list[TraceRow], top: int) -> list[RankedTrace]:
     for t in traces:
         by_feature[t.feature].append(t)
     medians = {
-        f: (_median([t.cost for t in ts]), _median([Decimal(t.calls) for t in ts]))
+        f: (_median([t.cost for t in ts]), _median([Decimal(t.model_calls) for t in ts]))
         for f, ts in by_feature.items()
     }
-    ordered = sorted(traces, key=lambda t: (-t.cost, -t.calls, t.trace_id))[:max(top, 0)]
+    ordered = sorted(traces, key=lambda t: (-t.cost, -t.model_calls, t.trace_id))[:max(top, 0)]
     out = []
     for t in ordered:
         med_cost, med_calls = medians[t.feature]
         out.append(RankedTrace(
             t,
             cost_x=(t.cost / med_cost) if med_cost > 0 else None,
-            calls_x=(Decimal(t.calls) / med_calls) if med_calls > 0 else None,
+            calls_x=(Decimal(t.model_calls) / med_calls) if med_calls > 0 else None,
         ))
     return out
 
@@ -68,9 +71,11 @@ def traces_report(traces: list[TraceRow], period: Period, top: int,
         Column("team", "team", "text"),
         Column("feature", "feature", "text"),
         Column("start", "start (UTC)", "text"),
-        Column("calls", "calls", "int"),
+        Column("calls", "LLM calls", "int"),
+        Column("tool_calls", "tool calls", "int"),
+        Column("vector_calls", "vector-DB calls", "int"),
         Column("unpriced_calls", "unpriced", "int"),
-        Column("cost", "cost", "money"),
+        Column("cost", "cost", "money", na_when="unpriced_run"),
         Column("duration_s", "duration", "seconds"),
         Column("models", "models", "text"),
         Column("cost_x", "cost vs median", "ratio"),
@@ -82,14 +87,20 @@ def traces_report(traces: list[TraceRow], period: Period, top: int,
         t = r.trace
         rows.append({
             "trace_id": t.trace_id, "team": label(t.team), "feature": label(t.feature),
-            "start": t.start.strftime("%Y-%m-%d %H:%M:%S"), "calls": t.calls,
+            "start": t.start.strftime("%Y-%m-%d %H:%M:%S"), "calls": t.model_calls,
+            "tool_calls": t.tool_calls, "vector_calls": t.vector_calls,
             "unpriced_calls": t.unpriced_calls, "cost": t.cost, "duration_s": t.duration_s,
+            "unpriced_run": t.wholly_unpriced,
             "models": ",".join(t.models), "cost_x": r.cost_x, "calls_x": r.calls_x,
             "amplification": r.amplification,
         })
     scope = f" feature {feature}" if feature is not None else ""
     notes = [f"{len(traces)} traces in the period{scope}; amplification = this run against "
-             "the median run of its feature"]
+             "the median run of its feature (cost, and LLM calls)"]
+    duplicates = sum(t.duplicate_spans for t in traces)
+    if duplicates:
+        notes.append(f"{duplicates} duplicate spans (a second instrumentation of a call already "
+                     "counted) are in no count or cost")
     meta = {"period": period.to_dict(), "top": top, "feature": feature,
             "traces_in_period": len(traces)}
     title = f"Top {top} agent runs by cost, {period.label}{scope}"
