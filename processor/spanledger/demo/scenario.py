@@ -122,6 +122,7 @@ def _support_chat(r: random.Random) -> tuple[tuple[Step, ...], str | None, str]:
     for t in range(turns):
         prompt = r.randint(1_400, 3_200) + 400 * t
         cached = 1_024 + 128 * r.randint(0, 6) if r.random() < 0.7 else 0
+        cached = min(cached, prompt - prompt % 128)  # OpenAI caches whole 128-token blocks
         steps.append(Chat("openai", "gpt-4o-mini", prompt, r.randint(120, 420), cached))
     return tuple(steps), None, "POST /support/chat"
 
