@@ -20,7 +20,8 @@ from support.store import migrated_store
 
 FILES = sorted(data_dir("clickhouse").glob("*.sql"))
 NAMES = [f.stem for f in FILES]
-PUBLIC_TABLES = ["otel_traces", "llm_calls", "llm_cost_by_trace", "llm_cost_daily"]
+PUBLIC_TABLES = ["otel_traces", "llm_calls", "llm_cost_by_trace", "llm_cost_daily",
+                 "outcomes_daily", "outcomes_by_trace"]
 
 
 def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
@@ -36,7 +37,8 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
             "SELECT name FROM system.tables WHERE database = currentDatabase()"
         )}
         assert set(PUBLIC_TABLES) <= tables
-        assert {"llm_calls_mv", "llm_cost_by_trace_mv", "llm_cost_daily_mv"} <= tables
+        assert {"llm_calls_mv", "llm_cost_by_trace_mv", "llm_cost_daily_mv", "outcomes_daily_mv",
+                "outcomes_by_trace_mv"} <= tables
     finally:
         store.close()
     with migrated_store(tmp_path / "new" / "dir") as again:  # reopen: still up to date
@@ -54,6 +56,8 @@ def test_ttl_days_renders_ttl_clauses(tmp_path: Path) -> None:
     assert "TTL Day + toIntervalDay(30)" in ddl["llm_calls"]
     assert "TTL toDateTime(Start) + toIntervalDay(30)" in ddl["llm_cost_by_trace"]
     assert "TTL" not in ddl["llm_cost_daily"]  # the daily rollup is kept for finance
+    assert "TTL LastDay + toIntervalDay(30)" in ddl["outcomes_by_trace"]
+    assert "TTL" not in ddl["outcomes_daily"]
 
 
 def test_cluster_rendering() -> None:
@@ -67,7 +71,7 @@ def test_cluster_rendering() -> None:
         "Distributed", "ReplicatedAggregatingMergeTree", "ReplicatedMergeTree",
         "ReplicatedSummingMergeTree",
     ]
-    assert text.count("'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'") == 4
+    assert text.count("'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'") == 6
     for table in PUBLIC_TABLES:
         # the public name is a Distributed table over the shard-local one
         assert (
@@ -77,7 +81,7 @@ def test_cluster_rendering() -> None:
         assert f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER prod" in text
     # materialized views read and write the local tables, never the Distributed ones
     views = [s for s in statements if "MATERIALIZED VIEW" in s]
-    assert len(views) == 3
+    assert len(views) == 5
     for view in views:
         assert re.search(r"\bTO \w+_local AS", view)
         assert re.search(r"\bFROM (otel_traces|llm_calls)_local\b", view)
@@ -89,7 +93,7 @@ def test_cluster_rendering() -> None:
 def test_single_node_rendering_has_no_cluster_parts() -> None:
     text = "\n".join(s for m in load_migrations() for s in m.statements)
     assert "ON CLUSTER" not in text and "Replicated" not in text and "_local" not in text
-    assert text.count("non_replicated_deduplication_window = 10000") == 4
+    assert text.count("non_replicated_deduplication_window = 10000") == 6
 
 
 def test_bad_cluster_name_is_refused() -> None:

@@ -6,6 +6,8 @@ Public API:
 - :func:`attribute` (context manager / decorator) puts team, feature, customer,
   user and cost_center into W3C baggage so every span below is attributed.
 - :class:`CostSpanProcessor` for users who build their own provider.
+- :func:`outcome` records a business outcome (a resolved ticket, a conversion) on the
+  current run, or on the run whose trace id it is given, for cost per outcome.
 
 The names are loaded lazily so ``spanledger`` commands that never trace
 (reports, db) do not pay for importing the SDK and the price catalog.
@@ -16,17 +18,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["CostSpanProcessor", "attribute", "configure"]
+__all__ = ["CostSpanProcessor", "attribute", "configure", "outcome"]
 
 if TYPE_CHECKING:
     from spanledger.processor.attribution import attribute
     from spanledger.processor.cost_processor import CostSpanProcessor
+    from spanledger.processor.outcome import outcome
     from spanledger.processor.setup import configure
 
 _LAZY = {
     "attribute": "spanledger.processor.attribution",
     "CostSpanProcessor": "spanledger.processor.cost_processor",
     "configure": "spanledger.processor.setup",
+    "outcome": "spanledger.processor.outcome",
 }
 
 
