@@ -1,4 +1,5 @@
-"""``spanledger report spend|traces|gpu|html``: showback, chargeback, agent runs, GPU pools.
+"""``spanledger report spend|traces|gpu|unit-economics|html``: showback, chargeback, agent runs,
+GPU pools, cost per outcome and per customer.
 
 Flags are validated before the store is opened, so a typo costs nothing and
 is reported as one line with exit code 2. The store is opened read-only: a
@@ -138,13 +139,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     gpu.add_argument("--by", help="comma-separated group dimensions (default team)")
     gpu.set_defaults(func=run_gpu)
 
+    units = sub.add_parser(
+        "unit-economics", help="cost per outcome by feature; per customer, margin on revenue",
+        epilog=UNIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_flags(units)
+    units.add_argument("--by", choices=("feature", "customer"), default=None,
+                       help="feature: cost per outcome and waste (default); customer: AI cost, "
+                            "active users, revenue and margin (default with --revenue)")
+    units.add_argument("--team", help=f"only this team ({UNATTRIBUTED!r} for untagged)")
+    units.add_argument("--feature", help=f"only this feature ({UNATTRIBUTED!r} for untagged)")
+    units.add_argument("--revenue", metavar="FILE",
+                       help="revenue per customer, YAML or CSV (--by customer)")
+    units.add_argument("--threshold", metavar="PERCENT",
+                       help="flag customers whose AI cost is >= this %% of their revenue "
+                            "(default: the file's threshold_percent, else 20)")
+    units.set_defaults(func=run_unit_economics)
+
     html = sub.add_parser("html", help="one self-contained HTML report with charts")
     common_flags(html, formats=None)
     html.add_argument("--budgets", metavar="FILE", help="budgets YAML for the budget-burn chart")
     html.add_argument("--by", default=None,
                       help="dimensions the budgets file is keyed by (default: the file's own)")
     html.add_argument("--top", type=int, default=10, help="top traces shown (default 10)")
+    html.add_argument("--revenue", metavar="FILE",
+                      help="revenue per customer (YAML or CSV) for the unit-economics section")
     html.set_defaults(func=run_html)
+
+
+UNIT_EPILOG = f"""\
+views:
+  --by feature   per team x feature x outcome name: the cost of the feature's runs
+                 (traces) that started in the period / the outcomes counted for them,
+                 and the waste: runs that produced no outcome of any name. Outcomes come
+                 from spanledger.outcome(name, value) in the services; one recorded later
+                 with trace_id= counts for the run it names.
+  --by customer  per customer: AI cost, runs, active users (distinct users with a call),
+                 cost per active user; with --revenue FILE also AI cost as % of revenue,
+                 margin after AI cost, and a flag at >= --threshold percent.
+revenue file: monthly USD per customer (optionally per month), prorated onto the
+period by days; YAML (customers: [{{customer: acme, monthly: 12000}}]) or CSV
+(header customer,monthly[,month]); see collector-config/revenue.example.yaml.
+Untagged runs are "{UNATTRIBUTED}"; unpriced calls are counted, never $0.
+"""
+
+
+def percent_arg(flag: str, text: str) -> Decimal:
+    """``20`` or ``20%``: a percentage, >= 0."""
+    value = decimal_arg(flag)(text.strip().rstrip("%"))
+    if value < 0:
+        raise UsageError(f"{flag}: expected a percentage >= 0, got {text!r}")
+    return value
 
 
 def _period(args: argparse.Namespace) -> Period:
@@ -277,9 +321,33 @@ def run_traces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _untagged(value: str | None) -> str | None:
+    return "" if value == UNATTRIBUTED else value
+
+
+def run_unit_economics(args: argparse.Namespace) -> int:
+    from spanledger.reports.queries import Scope
+    from spanledger.reports.revenue import load_revenue
+    from spanledger.reports.unit_economics import build_unit_economics
+
+    check_format(args.format)
+    by = args.by or ("customer" if args.revenue else "feature")
+    if by == "feature" and (args.revenue or args.threshold):
+        raise UsageError("--revenue and --threshold apply to --by customer")
+    threshold = percent_arg("--threshold", args.threshold) if args.threshold else None
+    period = _period(args)
+    scope = Scope(args.env, _untagged(args.team), _untagged(args.feature))
+    revenue = load_revenue(args.revenue) if args.revenue else None
+    report = with_store(args.url, lambda s: build_unit_economics(
+        s, period, by, scope, revenue, threshold))
+    emit(render(report, args.format), args.output)
+    return 0
+
+
 def run_html(args: argparse.Namespace) -> int:
     from spanledger.reports.budgets import load_budgets
     from spanledger.reports.html import write_html_report
+    from spanledger.reports.revenue import load_revenue
 
     period = _period(args)
     if args.top < 1:
@@ -289,8 +357,9 @@ def run_html(args: argparse.Namespace) -> int:
         budgets = load_budgets(args.budgets, parse_dimensions(args.by) if args.by else None)
     elif args.by:
         raise UsageError("--by applies with --budgets only")
+    revenue = load_revenue(args.revenue) if args.revenue else None
     output = Path(args.output or f"spanledger-report-{period.label.replace('..', '_')}.html")
     path = with_store(args.url, lambda s: write_html_report(
-        s, output, period, budgets=budgets, env=args.env, top=args.top))
+        s, output, period, budgets=budgets, env=args.env, top=args.top, revenue=revenue))
     print(path)
     return 0
