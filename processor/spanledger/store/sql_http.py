@@ -20,6 +20,7 @@ import re
 import threading
 import uuid
 import zlib
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -35,6 +36,16 @@ _PYTHON_FORMATS = frozenset({"arrowtable", "dataframe", "debug"})
 _MAX_BODY = 16 * 1024 * 1024
 _CODE_RE = re.compile(r"Code:\s*(\d+)")
 _NAME_RE = re.compile(r"\(([A-Z_]+)\)\s*(?:\(version [^)]*\))?\s*\.?\s*$")
+
+#: a page served beside the SQL interface: query parameters -> (status, content type, body)
+Page = Callable[[dict[str, str]], tuple[int, str, bytes]]
+#: what a page's answer may load: its own inline styles and images, nothing from elsewhere
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "img-src data:; form-action 'self'",
+}
 
 _CONTENT_TYPES = {
     "tabseparated": "text/tab-separated-values; charset=UTF-8",
@@ -68,6 +79,9 @@ class SqlHttpServer:
     ``port=0`` picks a free port (see :attr:`port` / :attr:`url` after start()).
     With ``token`` set, a request must present it as the password (Basic auth,
     ``X-ClickHouse-Key`` or ``?password=``) or as ``Authorization: Bearer``.
+    ``pages`` are GET paths served beside the SQL interface behind the same token
+    (``?token=`` also works there, and a browser is asked for it with Basic auth):
+    the collector's live ``/report`` page.
     """
 
     def __init__(
@@ -79,8 +93,10 @@ class SqlHttpServer:
         max_execution_time: int = 60,
         max_memory_mb: int = 512,
         max_result_mb: int = 256,
+        pages: Mapping[str, Page] | None = None,
     ) -> None:
         self.store = store
+        self.pages: dict[str, Page] = dict(pages or {})
         self.gate = ReadOnlyGate(store)  # type: ignore[arg-type]
         self.max_execution_time = max_execution_time
         self.max_memory_mb = max_memory_mb
@@ -223,6 +239,9 @@ def _make_handler(front: SqlHttpServer) -> type[BaseHTTPRequestHandler]:
             if parts.path in ("/ping", "/ping/"):
                 self._reply(200, b"Ok.\n", "text/plain; charset=UTF-8")
                 return
+            if parts.path in front.pages:
+                self._page(front.pages[parts.path], parts.query)
+                return
             if parts.path not in ("/", ""):
                 self._fail(404, 0, "UNKNOWN", f"there is no handler for {parts.path}")
                 return
@@ -263,6 +282,20 @@ def _make_handler(front: SqlHttpServer) -> type[BaseHTTPRequestHandler]:
                 return
             content_type = _CONTENT_TYPES.get(fmt.lower(), "application/octet-stream")
             self._reply(200, data, content_type, {"X-ClickHouse-Format": fmt})
+
+        def _page(self, page: Page, query: str) -> None:
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            offered = dict(params)
+            if "token" in offered:
+                offered.setdefault("password", offered["token"])
+            if not front.authorized(self.headers, offered):
+                self._reply(401, b"this page needs the collector's token: open it with "
+                                 b"?token=TOKEN, or give it as the password\n",
+                            "text/plain; charset=UTF-8",
+                            {"WWW-Authenticate": 'Basic realm="spanledger", charset="UTF-8"'})
+                return
+            status, content_type, body = page(params)
+            self._reply(status, body, content_type, _PAGE_HEADERS)
 
         def _fail(self, status: int, code: int, name: str, message: str) -> None:
             body = _error_body(code, name, message, front.version())
