@@ -189,3 +189,19 @@ def test_the_shipped_revenue_examples_load_alike() -> None:
             assert revenue.for_period("nobody", period) is None
     assert yaml_file.threshold_percent == 20
     assert load_revenue(folder / "demo-revenue.yaml").customers >= {"acme-corp", "soylent"}
+
+
+def test_a_store_migrated_before_outcomes_existed_says_what_to_do(tmp_path: Path) -> None:
+    from support.reports import store_with
+
+    with store_with(tmp_path / "old", unit_spans()) as store:
+        for name in ("outcomes_daily_mv", "outcomes_by_trace_mv", "outcomes_daily",
+                     "outcomes_by_trace"):
+            store.command(f"DROP TABLE {name}")
+    url = f"chdb://{tmp_path / 'old'}"
+    doc = report(url)
+    assert doc["rows"] == [] and "spanledger db migrate" in doc["notes"][0]
+    customers = report(url, "--by", "customer")
+    # the cost side still reads: AI cost per customer without the outcome columns filled
+    assert by(customers["rows"], "customer")[("acme",)]["cost"] == "5.100000000000"
+    assert by(customers["rows"], "customer")[("acme",)]["success"] is None
