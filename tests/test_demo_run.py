@@ -237,7 +237,7 @@ def test_outcomes_land_on_their_runs_and_the_runaway_produced_none(demo: DemoRun
     rows = demo.rows["outcomes"]
     names = {name: feature for _, name, _, feature, _, _ in rows if feature}
     assert {"ticket_resolved": "ticket-triage", "conversation_resolved": "support-chat",
-            "email_sent": "email-drafts"}.items() <= names.items()
+            "conversion": "email-drafts"}.items() <= names.items()
     # every outcome names a run that made LLM calls: the views joined them by trace id
     assert all(calls for *_, calls, _ in rows)
     # conversions come from a CRM webhook in a trace of its own, naming the sales run

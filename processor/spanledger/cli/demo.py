@@ -21,7 +21,7 @@ what it does:
   through the real OpenAI and Anthropic clients and their OpenTelemetry
   instrumentations against a local stub provider, with spanledger's
   CostSpanProcessor, exporting over OTLP; traces are backdated over --days.
-  The services record outcomes (resolved tickets, sent emails, conversions a
+  The services record outcomes (resolved tickets, accepted answers, conversions a
   CRM webhook reports later). Then it prints spend by team and feature, the top
   traces, cost per outcome and unit economics per customer (revenue:
   collector-config/demo-revenue.yaml), and writes an HTML report. Prices:

@@ -21,7 +21,7 @@ Order of work, and why:
 6. With ``serve``: start the collector again on the store, with its live
    ``/report`` page, print the URL and keep serving until Ctrl-C.
 
-The services record outcomes (resolved tickets, accepted answers, sent emails,
+The services record outcomes (resolved tickets and conversations, accepted answers,
 conversions reported by a CRM webhook in a later trace), and the demo ships a
 revenue file per customer (``collector-config/demo-revenue.yaml``), so the unit
 economics and the report's customer section have real content.

@@ -225,16 +225,16 @@ FEATURES: tuple[Feature, ...] = (
     Feature("", "", "doc-pipeline", "", 1, _reindex, customer_facing=False),
 )
 
-#: feature -> (outcome recorded when a run succeeds, share of runs that succeed)
+#: feature -> (outcome recorded at the end of a run that succeeds, share of runs that do)
 OUTCOMES: dict[str, tuple[str, float]] = {
     "support-chat": ("conversation_resolved", 0.72),
     "ticket-triage": ("ticket_resolved", 0.78),
     "docs-qa": ("answer_accepted", 0.55),
-    "email-drafts": ("email_sent", 0.85),
     "contract-summarizer": ("contract_summarized", 0.97),
 }
-#: share of sent emails that convert, reported by the CRM 1-48 hours later (a webhook)
-CONVERSION_RATE = 0.12
+#: share of sales email drafts that end in a conversion, which the CRM reports 1-48
+#: hours later (a webhook in a trace of its own, naming the run)
+CONVERSION_RATE = 0.10
 HOUR_NS = 60 * MINUTE_NS
 
 CUSTOMERS: tuple[tuple[str, float], ...] = (
@@ -325,19 +325,19 @@ def _outcomes(luck: random.Random, feature: str, start_ns: int,
               anchor_ns: int) -> tuple[PlannedOutcome, ...]:
     """What one run of ``feature`` achieved; the runaway achieves nothing (pure waste).
 
-    A sent sales email converts now and then; the CRM says so hours later, and a
+    A sales email draft converts now and then; the CRM says so hours later, and a
     conversion that would be reported after ``anchor_ns`` (now) has not happened yet.
     """
     rule = OUTCOMES.get(feature)
-    draw, convert, delay = luck.random(), luck.random(), luck.uniform(1, 48)
+    draw, delay = luck.random(), luck.uniform(1, 48)
+    if feature == "email-drafts":
+        later = int(delay * HOUR_NS)
+        if draw < CONVERSION_RATE and start_ns + later < anchor_ns - MINUTE_NS:
+            return (PlannedOutcome("conversion", later_ns=later),)
+        return ()
     if rule is None or draw >= rule[1]:
         return ()
-    out = [PlannedOutcome(rule[0])]
-    later = int(delay * HOUR_NS)
-    if feature == "email-drafts" and convert < CONVERSION_RATE and (
-            start_ns + later < anchor_ns - MINUTE_NS):
-        out.append(PlannedOutcome("conversion", later_ns=later))
-    return tuple(out)
+    return (PlannedOutcome(rule[0]),)
 
 
 def _day_weight(day_ns: int, day: int, days: int) -> float:
