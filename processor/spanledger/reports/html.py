@@ -102,7 +102,7 @@ form.pickers button{padding:4px 14px}
 @media print{
 @page{size:A4 landscape;margin:12mm}
 body{max-width:none;margin:0;padding:0;font-size:11px}
-form.pickers,.screen-only{display:none}
+form.pickers{display:none}
 h2{break-after:avoid;margin-top:18px} h3{break-after:avoid}
 .chart,.card,ul.callouts li,thead,tr{break-inside:avoid}
 table{font-size:9px} .card .v{font-size:16px}
