@@ -17,6 +17,7 @@ TESTS = Path(__file__).resolve().parent
 #: collector or the demo as a subprocess, drive real clients over HTTP, run Chromium
 #: or build a wheel. CI runs everything; ``-m "not e2e"`` leaves these out.
 E2E = (
+    "test_budgets_collector.py",
     "test_collector_bad_input.py",
     "test_collector_durability.py",
     "test_collector_e2e.py",

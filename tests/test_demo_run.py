@@ -199,6 +199,19 @@ def test_prints_reports_and_an_html_report_that_exists(demo: DemoRun) -> None:
     assert "rows written" in demo.run.stderr
 
 
+def test_prints_a_budgets_summary_and_the_html_has_budgets_and_anomalies(
+        demo: DemoRun) -> None:
+    out = demo.run.stdout
+    assert "== Budgets (budgets.example.yaml) ==" in out
+    assert re.search(r"\d+ of \d+ budget scopes reached a threshold", out), out[-3000:]
+    assert re.search(r"^anomalies in \S+: \d+ spike\(s\), \d+ runaway agent run\(s\), \d+ creep",
+                     out, re.MULTILINE)
+    assert "spanledger report budgets --budgets" in out
+    html = next(demo.folder.glob("*.html")).read_text(encoding="utf-8")
+    assert "<h2>Budgets</h2>" in html and "<h2>Anomalies</h2>" in html
+    assert "support/ticket-triage" in html  # every example budget is listed
+
+
 def test_report_afterwards_in_the_same_folder_reads_the_demo(demo: DemoRun) -> None:
     today = dt.datetime.now(dt.UTC).date()
     start = today - dt.timedelta(days=SMALL_DAYS - 1)

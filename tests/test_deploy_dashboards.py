@@ -122,6 +122,39 @@ EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
         "error_calls",
         "duration_s",
     ],
+    ("spanledger-budgets", "Budget alerts"): [
+        "budget",
+        "scope",
+        "period",
+        "kind",
+        "threshold_pct",
+        "channel",
+        "state",
+        "attempts",
+        "spent_usd",
+        "forecast_usd",
+        "amount_usd",
+        "used_pct",
+        "fired_at",
+    ],
+    ("spanledger-budgets", "Budget alerts fired per day"): ["time", "kind", "alerts"],
+    ("spanledger-budgets", "Daily spend vs same-weekday baseline"): [
+        "day",
+        "feature",
+        "cost_usd",
+        "baseline_usd",
+        "x_baseline",
+        "baseline_days",
+    ],
+    ("spanledger-budgets", "Agent runs vs their feature's p95"): [
+        "trace_id",
+        "start",
+        "feature_name",
+        "calls",
+        "cost_usd",
+        "feature_p95_usd",
+        "x_p95",
+    ],
     ("spanledger-traces", "Per-step cost ($trace_id)"): [
         "step",
         "time",
@@ -173,12 +206,30 @@ def _context(dash_uid: str, **selected: str) -> GrafanaContext:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # One chdb path per process: open, fill, and always close for the next module.
-    s = open_migrated_store(Path(tmp_path_factory.mktemp("deploy-dash")) / "store")
+    tmp = Path(tmp_path_factory.mktemp("deploy-dash"))
+    s = open_migrated_store(tmp / "store")
     try:
         insert_spans(s, SPANS)
+        _evaluate_budgets(s, tmp / "budgets.yaml")
         yield s
     finally:
         s.close()
+
+
+BUDGETS = """
+budgets:
+  - {name: agent, team: support, feature: ticket-agent, amount: 0.2, period: month}
+  - {name: rag, feature: rag-answer, amount: 100, period: month}
+"""
+
+
+def _evaluate_budgets(store: Any, path: Path) -> None:
+    """The real evaluator fills budget_alerts, as the collector's schedule would."""
+    from spanledger.budgets.runner import AlertRunner
+    from spanledger.reports.budgets import load_budget_file
+
+    path.write_text(BUDGETS)
+    AlertRunner(store, load_budget_file(path), owner="dashboard-test").run_once(NOW)
 
 
 def _run(store: Any, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -195,7 +246,8 @@ def _usd(value: Any) -> Decimal:
 
 def test_dashboards_exist_and_are_well_formed() -> None:
     files = dashboard_files()
-    assert {p.name for p in files} == {"spanledger-spend.json", "spanledger-agent-runs.json"}
+    assert {p.name for p in files} == {"spanledger-spend.json", "spanledger-agent-runs.json",
+                                       "spanledger-budgets.json"}
     uids = set()
     for path in files:
         dash = load_dashboard(path)
@@ -225,7 +277,7 @@ def test_dashboards_exist_and_are_well_formed() -> None:
                 assert target["queryType"] == expected, where
         for var in iter_query_variables(dash):
             assert var["datasource"]["uid"] == DATASOURCE_UID, f"{path.name}: ${var['name']}"
-    assert uids == {"spanledger-spend", "spanledger-traces"}
+    assert uids == {"spanledger-spend", "spanledger-traces", "spanledger-budgets"}
     assert set(EXPECTED_COLUMNS) == {(u, t) for u, t, _ in TARGETS}
 
 
@@ -446,6 +498,27 @@ def test_top_runs_and_drill_down_show_per_step_cost(store: Any) -> None:
     )
     summary = dict(zip(cols, rows[0], strict=True))
     assert _usd(summary["cost_usd"]) == _priced_cost(agent_spans) and summary["calls"] == 5
+
+
+def test_budget_alerts_and_runs_panels(store: Any) -> None:
+    ctx = _context("spanledger-budgets")
+    cols, rows = _run(store, expand_grafana(_query("spanledger-budgets", "Budget alerts"), ctx))
+    alerts = [dict(zip(cols, r, strict=True)) for r in rows]
+    # support/ticket-agent spent 4 runs x (5..8 steps) x 0.008 = 0.208 of 0.2: 100 % sent,
+    # 50 and 80 % reached at the same time are recorded as superseded; the month-end
+    # forecast passed 100 % too; rag is far below its budget
+    assert sorted((a["budget"], a["kind"], a["threshold_pct"], a["state"]) for a in alerts) == [
+        ("agent", "actual", 50.0, "superseded"), ("agent", "actual", 80.0, "superseded"),
+        ("agent", "actual", 100.0, "delivered"), ("agent", "forecasted", 100.0, "delivered")]
+    actual = next(a for a in alerts if a["kind"] == "actual" and a["state"] == "delivered")
+    assert _usd(actual["spent_usd"]) == Decimal("0.208") and actual["used_pct"] == 104.0
+    cols, rows = _run(store, expand_grafana(
+        _query("spanledger-budgets", "Budget alerts fired per day"), ctx))
+    assert sorted(r[1:] for r in rows) == [("actual", 1), ("forecasted", 1)]
+    cols, rows = _run(store, expand_grafana(
+        _query("spanledger-budgets", "Agent runs vs their feature's p95"), ctx))
+    top = dict(zip(cols, rows[0], strict=True))
+    assert top["trace_id"] == "03bb" + "0" * 28 and top["feature_name"] == "ticket-agent"
 
 
 def test_data_links_point_at_existing_dashboards_and_variables() -> None:

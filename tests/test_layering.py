@@ -31,19 +31,23 @@ BASE_MODULES = ("semconv", "yamlconf", "resources", "errors")
 #: layer -> the layers it may import (its own layer is always allowed). Bottom to top:
 #: base < pricing < processor < api (the package root's public names);
 #: base < store < collector; reports over store and pricing; reconcile over the
-#: reports (bills against the metered calls); demo drives the collector, the public
-#: API, the reports and reconcile; cli sits on top of everything.
+#: reports (bills against the metered calls); budgets (evaluation, alerts) over the
+#: reports, run by the collector's schedule; demo drives the collector, the public
+#: API, the reports, budgets and reconcile; cli sits on top of everything.
 ALLOWED: dict[str, frozenset[str]] = {
     "base": frozenset(),
     "pricing": frozenset({"base"}),
     "processor": frozenset({"base", "pricing"}),
     "api": frozenset({"processor"}),
     "store": frozenset({"base"}),
-    "collector": frozenset({"base", "pricing", "store"}),
+    "collector": frozenset({"base", "pricing", "store", "budgets"}),
     "reports": frozenset({"base", "pricing", "store"}),
     "reconcile": frozenset({"base", "pricing", "store", "reports"}),
-    "demo": frozenset({"base", "api", "store", "collector", "reports", "reconcile"}),
-    "cli": frozenset({"base", "pricing", "store", "collector", "reports", "reconcile", "demo"}),
+    "budgets": frozenset({"base", "pricing", "store", "reports"}),
+    "demo": frozenset({"base", "api", "store", "collector", "reports", "budgets",
+                       "reconcile"}),
+    "cli": frozenset({"base", "pricing", "store", "collector", "reports", "budgets",
+                      "reconcile", "demo"}),
 }
 
 

@@ -170,3 +170,37 @@ def test_team_and_feature_narrow_every_section(tmp_path: Path) -> None:
     assert {r.group for r in data.units.features.runs} == {("sales", "drafts")}
     html = render_html(data)
     assert "(UTC), team sales" in html and "support" not in html
+
+
+def test_given_the_budgets_anomalies_the_call_outs_word_them() -> None:
+    """``report html`` hands in ``report anomalies``: each spike day, run and creep becomes
+    a sentence (the section's own rule is only the fallback)."""
+    from spanledger.budgets.anomalies import Finding
+    from spanledger.budgets.report import anomalies_report
+    from spanledger.reports.budgets import AnomalySettings
+    from spanledger.reports.html_callouts import render_callouts
+
+    day_ = d(28)
+    findings = [
+        Finding("spike", "team", "support", day_, Decimal("3.90"), Decimal("1.30"), Decimal(3),
+                Decimal(7)),
+        Finding("spike", "feature", "ticket-triage", day_, Decimal("3.10"), Decimal("0"),
+                Decimal("Infinity"), Decimal(9)),
+        Finding("run", "feature", "ticket-triage", day_, Decimal("2.36"), Decimal("0.05"),
+                Decimal("47.2"), trace_id="f" * 32),
+        Finding("creep", "model", "gpt-4o", d(30), Decimal("2.00"), Decimal("0.50"), Decimal(4)),
+    ]
+    report = anomalies_report(findings, Period(d(24), d(30)), AnomalySettings())
+    html = render_callouts([], NOV, [_run("f" * 32, "support", day_, "2.36", 91)], report)
+    items = re.findall(r"<li>(.*?)</li>", html)
+    assert items == [
+        "Spend spiked on Sat 2026-11-28 (against the same weekday): team support $3.90, 3.0x "
+        "its usual ($1.30); feature ticket-triage $3.10, where its usual is nothing.",
+        f"Agent run {'f' * 32} of feature ticket-triage on 2026-11-28 cost $2.36 in 91 calls, "
+        "47.2x the p95 run of its feature ($0.0500): a loop or a retry storm to look at.",
+        "model gpt-4o crept: its daily spend grew from $0.5000 to $2.00 (4.0x) over the last "
+        "28 days."]
+    assert "In 2026-11-24..2026-11-30" in html
+    empty = render_callouts([], NOV, [], anomalies_report([], Period(d(24), d(30)),
+                                                          AnomalySettings()))
+    assert "Nothing stands out in 2026-11-24..2026-11-30." in empty

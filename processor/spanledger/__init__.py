@@ -8,6 +8,10 @@ Public API:
 - :class:`CostSpanProcessor` for users who build their own provider.
 - :func:`outcome` records a business outcome (a resolved ticket, a conversion) on the
   current run, or on the run whose trace id it is given, for cost per outcome.
+- :func:`guard` (context manager / decorator) limits what one agent run may
+  spend: :class:`BudgetExceeded` is raised before the call that would pass it.
+- :func:`watch_budgets` applies the budgets file's run limits and hard stops,
+  polled from the collector's ``/budgets/state``.
 
 The names are loaded lazily so ``spanledger`` commands that never trace
 (reports, db) do not pay for importing the SDK and the price catalog.
@@ -18,11 +22,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["CostSpanProcessor", "attribute", "configure", "outcome"]
+__all__ = ["BudgetExceeded", "CostSpanProcessor", "attribute", "configure", "guard", "outcome",
+           "watch_budgets"]
 
 if TYPE_CHECKING:
     from spanledger.processor.attribution import attribute
     from spanledger.processor.cost_processor import CostSpanProcessor
+    from spanledger.processor.guard import BudgetExceeded, guard, watch_budgets
     from spanledger.processor.outcome import outcome
     from spanledger.processor.setup import configure
 
@@ -31,6 +37,9 @@ _LAZY = {
     "CostSpanProcessor": "spanledger.processor.cost_processor",
     "configure": "spanledger.processor.setup",
     "outcome": "spanledger.processor.outcome",
+    "guard": "spanledger.processor.guard",
+    "BudgetExceeded": "spanledger.processor.guard",
+    "watch_budgets": "spanledger.processor.guard",
 }
 
 

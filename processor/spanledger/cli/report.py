@@ -1,5 +1,5 @@
-"""``spanledger report spend|traces|gpu|unit-economics|html``: showback, chargeback, agent runs,
-GPU pools, cost per outcome and per customer.
+"""``spanledger report spend|traces|gpu|unit-economics|budgets|anomalies|html``: showback,
+chargeback, agent runs, GPU pools, cost per outcome and per customer, budgets and anomalies.
 
 Flags are validated before the store is opened, so a typo costs nothing and
 is reported as one line with exit code 2. The store is opened read-only: a
@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import sys
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from spanledger.errors import UsageError
 from spanledger.reports.chargeback import DEFAULT_MARKUP, UNATTRIBUTED
 from spanledger.reports.formats import FORMATS, render
-from spanledger.reports.period import Period, parse_date, resolve_period
+from spanledger.reports.period import Period, parse_date, resolve_period, utc_today
 from spanledger.reports.queries import DIMENSIONS, parse_dimensions
 from spanledger.reports.spend import MODELS
 from spanledger.reports.tabular import Report
 from spanledger.store.base import Store
+
+if TYPE_CHECKING:
+    from spanledger.reports.budgets import BudgetFile
 
 T = TypeVar("T")
 
@@ -86,6 +90,13 @@ def common_flags(p: argparse.ArgumentParser, formats: tuple[str, ...] | None = F
     p.add_argument("--env", help="only this deployment environment (e.g. prod)")
     if formats:
         p.add_argument("--format", default="table", help=f"{' | '.join(formats)} (default table)")
+    p.add_argument("--url", help="store URL (default $SPANLEDGER_CLICKHOUSE_URL or "
+                                 "chdb://./spanledger-data)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+
+def _output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", default="table", help=f"{' | '.join(FORMATS)} (default table)")
     p.add_argument("--url", help="store URL (default $SPANLEDGER_CLICKHOUSE_URL or "
                                  "chdb://./spanledger-data)")
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
@@ -155,6 +166,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                             "(default: the file's threshold_percent, else 20)")
     units.set_defaults(func=run_unit_economics)
 
+    budgets = sub.add_parser(
+        "budgets", help="every budget: spent, forecast, thresholds reached, alerts sent",
+        description="State of every budget of the file in its current period: spend so far, "
+                    "period-end forecast (weekday-seasonal run-rate, else linear), thresholds "
+                    "reached (at >=), and the alerts sent for it.")
+    budgets.add_argument("--budgets", metavar="FILE", required=True, help="budgets YAML")
+    budgets.add_argument("--as-of", metavar="WHEN",
+                         help="evaluate as of this UTC time (YYYY-MM-DD[THH:MM]; default now)")
+    _output_flags(budgets)
+    budgets.set_defaults(func=run_budgets)
+
+    anomalies = sub.add_parser(
+        "anomalies", help="spend spikes, slow creeps and runaway agent runs",
+        description="Daily spend per team, feature, customer and model against its own "
+                    "robust, day-of-week aware baseline (median and MAD of the 28 days "
+                    "before), and agent runs against their feature's p95. Thresholds: the "
+                    "budgets file's anomalies section (--budgets), else the defaults.")
+    period_flags(anomalies)
+    anomalies.add_argument("--budgets", metavar="FILE", help="budgets YAML (anomalies: section)")
+    anomalies.add_argument("--as-of", metavar="YYYY-MM-DD",
+                           help="last day of the default window (the 7 days to today)")
+    _output_flags(anomalies)
+    anomalies.set_defaults(func=run_anomalies)
+
     html = sub.add_parser("html", help="one self-contained HTML report with charts")
     common_flags(html, formats=None)
     html.add_argument("--budgets", metavar="FILE", help="budgets YAML for the budget-burn chart")
@@ -163,6 +198,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     html.add_argument("--top", type=int, default=10, help="top traces shown (default 10)")
     html.add_argument("--revenue", metavar="FILE",
                       help="revenue per customer (YAML or CSV) for the unit-economics section")
+    html.add_argument("--as-of", metavar="WHEN",
+                      help="'now' of the budgets and anomalies sections (default now)")
     html.set_defaults(func=run_html)
 
 
@@ -344,22 +381,89 @@ def run_unit_economics(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_budgets(args: argparse.Namespace) -> int:
+    from spanledger.budgets.report import build_budgets_report
+    from spanledger.cli.alerts import parse_when
+    from spanledger.reports.budgets import load_budget_file
+
+    check_format(args.format)
+    now = parse_when(args.as_of) or dt.datetime.now(dt.UTC)
+    budgets = load_budget_file(args.budgets)
+    report = with_store(args.url, lambda s: build_budgets_report(s, budgets, now))
+    emit(render(report, args.format), args.output)
+    return 0
+
+
+def _anomaly_window(args: argparse.Namespace) -> Period:
+    if args.period or args.date_from or args.date_to:
+        if args.as_of:
+            raise UsageError("--as-of sets the default window; it cannot be combined with "
+                             "--period or --from/--to")
+        return _period(args)
+    end = parse_date(args.as_of, "--as-of") if args.as_of else utc_today()
+    return Period(end - dt.timedelta(days=6), end)
+
+
+def run_anomalies(args: argparse.Namespace) -> int:
+    from spanledger.budgets.report import build_anomalies_report
+    from spanledger.reports.budgets import AnomalySettings, load_budget_file
+
+    check_format(args.format)
+    window = _anomaly_window(args)
+    settings = load_budget_file(args.budgets).anomalies if args.budgets else AnomalySettings()
+    report = with_store(args.url, lambda s: build_anomalies_report(s, window, settings))
+    emit(render(report, args.format), args.output)
+    return 0
+
+
+def budget_sections(budget_file: BudgetFile | None
+                    ) -> Callable[[Store, Period, dt.datetime], dict[str, Report | None]]:
+    """The HTML report's budget states and anomalies, for ``report html`` and the collector's
+    live page: the budgets of the file (if any) as of now, and the anomalies of the last 7
+    days of the period up to now (the file's thresholds, else the defaults)."""
+    from spanledger.budgets.report import build_anomalies_report, build_budgets_report
+    from spanledger.reports.budgets import AnomalySettings
+
+    settings = budget_file.anomalies if budget_file else AnomalySettings()
+
+    def build(store: Store, period: Period, now: dt.datetime) -> dict[str, Report | None]:
+        window = Period(max(period.start, min(period.end, now.date()) - dt.timedelta(days=6)),
+                        min(period.end, now.date()))
+        return {"budget_status": build_budgets_report(store, budget_file, now)
+                if budget_file else None,
+                "anomalies": build_anomalies_report(store, window, settings)
+                if window.days > 0 else None}
+
+    return build
+
+
 def run_html(args: argparse.Namespace) -> int:
-    from spanledger.reports.budgets import load_budgets
+    from spanledger.cli.alerts import parse_when
+    from spanledger.reports.budgets import load_budget_file, load_budgets
     from spanledger.reports.html import write_html_report
     from spanledger.reports.revenue import load_revenue
 
     period = _period(args)
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
-    budgets = None
+    budgets = budget_file = None
     if args.budgets:
-        budgets = load_budgets(args.budgets, parse_dimensions(args.by) if args.by else None)
+        budget_file = load_budget_file(args.budgets)
+        if budget_file.by is not None:  # the burn chart needs the report shape (monthly: by)
+            budgets = load_budgets(args.budgets, parse_dimensions(args.by) if args.by else None)
+        elif args.by:
+            raise UsageError("--by: the budgets file has no `by` (monthly budgets) to chart")
     elif args.by:
         raise UsageError("--by applies with --budgets only")
+    now = parse_when(args.as_of) or dt.datetime.now(dt.UTC)
     revenue = load_revenue(args.revenue) if args.revenue else None
     output = Path(args.output or f"spanledger-report-{period.label.replace('..', '_')}.html")
-    path = with_store(args.url, lambda s: write_html_report(
-        s, output, period, budgets=budgets, env=args.env, top=args.top, revenue=revenue))
-    print(path)
+    sections = budget_sections(budget_file)
+
+    def work(store: Store) -> Path:
+        return write_html_report(store, output, period, budgets=budgets, env=args.env,
+                                 top=args.top, today=now.date(), revenue=revenue,
+                                 **sections(store, period, now))
+
+    print(with_store(args.url, work))
     return 0

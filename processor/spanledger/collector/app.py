@@ -54,6 +54,7 @@ class Collector:
         self.http: HttpServer | None = None
         self.telemetry: HttpServer | None = None
         self.sql_http = None
+        self.budget_schedule = None
         self.store_path: str | None = None
         self._stopped = threading.Event()
         self._started = False
@@ -92,6 +93,13 @@ class Collector:
                              pricing=cfg.pricing.enabled, prices_file=cfg.pricing.prices)
         self.writer.start()
         self._gauges()
+        if cfg.budgets.file:
+            from spanledger.collector.budget_schedule import BudgetSchedule
+
+            self.budget_schedule = BudgetSchedule(self.store, cfg.budgets.file,
+                                                  cfg.budgets.every_s, self.metrics).start()
+        budgets = {"budgets_state": self.budget_schedule.state_json if self.budget_schedule
+                   else None, "token": cfg.token}
         intake = Intake(self.spool, self.metrics, cfg.token)
         if cfg.grpc.enabled:
             self.grpc = GrpcReceiver(intake, cfg.grpc.host, cfg.grpc.port, cfg.grpc.max_message_mb)
@@ -101,12 +109,13 @@ class Collector:
             self.http = HttpServer(cfg.http.host, cfg.http.port, intake=intake,
                                    max_body_mb=cfg.http.max_body_mb,
                                    health=self.health if shared_telemetry else None,
-                                   metrics_text=self.metrics.render if shared_telemetry else None)
+                                   metrics_text=self.metrics.render if shared_telemetry else None,
+                                   **(budgets if shared_telemetry else {}))
             self.http.start()
         if not shared_telemetry:
             self.telemetry = HttpServer(cfg.telemetry.host, cfg.telemetry.port or 0, intake=None,
                                         max_body_mb=1, health=self.health,
-                                        metrics_text=self.metrics.render)
+                                        metrics_text=self.metrics.render, **budgets)
             self.telemetry.start()
         sql_enabled = cfg.sql_http.enabled if cfg.sql_http.enabled is not None else embedded
         if sql_enabled:
@@ -161,6 +170,8 @@ class Collector:
 
     def _teardown(self, flush_timeout: float) -> bool:
         flushed = True
+        if self.budget_schedule is not None:
+            self.budget_schedule.stop()
         if self.grpc is not None:
             self.grpc.stop(grace=2)
         if self.http is not None:
@@ -202,6 +213,8 @@ class Collector:
             out["sql_http"] = self.sql_http.url
             if self.report is not None:
                 out["report"] = self.sql_http.url + REPORT_PATH
+        if self.budget_schedule is not None and tel is not None:
+            out["budgets_state"] = f"http://{tel.host}:{tel.port}/budgets/state"
         if self.store is not None:
             out["store"] = getattr(self.store, "url", "")
         return out

@@ -149,6 +149,15 @@ class SpoolConfig(Section):
     segment_mb: Count = 32
 
 
+class BudgetsConfig(Section):
+    """Budget evaluation (alerts, ``GET /budgets/state``); off without a file."""
+
+    #: budgets YAML (see collector-config/budgets.example.yaml); None = no evaluation
+    file: FilePath | None = None
+    #: seconds between evaluations
+    every_s: Count = 60
+
+
 class CollectorConfig(Section):
     """The whole file; the properties are short names for the nested sections."""
 
@@ -159,6 +168,7 @@ class CollectorConfig(Section):
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     sql_http: SqlHttpConfig = Field(default_factory=SqlHttpConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     #: seconds SIGTERM may spend flushing the spool before exiting
     shutdown_timeout_s: Count = 30
 

@@ -55,7 +55,8 @@ from spanledger.store import open_store, parse_url
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DemoError", "DemoOptions", "DemoResult", "demo_prices_file", "demo_revenue_file",
+__all__ = ["DemoError", "DemoOptions", "DemoResult", "demo_budgets_file", "demo_prices_file",
+           "demo_revenue_file",
            "run_demo"]
 
 class DemoError(RuntimeError):
@@ -113,6 +114,11 @@ def demo_prices_file() -> Path:
 def demo_revenue_file() -> Path:
     """What the demo's customers pay per month (unit economics, margins)."""
     return data_dir("collector-config") / "demo-revenue.yaml"
+
+
+def demo_budgets_file() -> Path:
+    """The example budgets, sized to the demo's teams and features."""
+    return data_dir("collector-config") / "budgets.example.yaml"
 
 
 def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> DemoResult:
@@ -286,6 +292,12 @@ def _sum(counters: Any, name: str) -> int:
 def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: TextIO,
             err: TextIO) -> None:
     """Print the reports a user would ask for first, write the HTML report, close the month."""
+    from spanledger.budgets.report import (
+        budgets_summary,
+        build_anomalies_report,
+        build_budgets_report,
+    )
+    from spanledger.reports.budgets import load_budget_file, load_budgets
     from spanledger.reports.formats import render
     from spanledger.reports.html import write_html_report
     from spanledger.reports.period import Period
@@ -297,8 +309,13 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
     period = Period(result.first_day, result.last_day)
     html = (opts.html or Path("spanledger-report-demo.html")).resolve()
     revenue = load_revenue(demo_revenue_file())
+    budget_file = load_budget_file(demo_budgets_file())
     store = open_store(result.url, read_only=True)
     try:
+        status = build_budgets_report(store, budget_file, dt.datetime.now(dt.UTC))
+        week = Period(max(result.first_day, result.last_day - dt.timedelta(days=6)),
+                      result.last_day)
+        anomalies = build_anomalies_report(store, week, budget_file.anomalies)
         if opts.show_reports:
             for title, dims in (("Spend by team", ("team",)),
                                 ("Spend by feature", ("team", "feature"))):
@@ -310,8 +327,18 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
                                    ("Unit economics per customer", "customer", revenue)):
                 units = build_unit_economics(store, period, by, revenue=rev)
                 out.write(f"\n== {title}, {period.label} ==\n{render(units, 'table')}")
+            out.write(f"\n== Budgets ({demo_budgets_file().name}) ==\n"
+                      f"{render(budgets_summary(status), 'table')}")
+            kinds = [r["kind"] for r in anomalies.rows]
+            out.write(f"anomalies in {week.label}: {kinds.count('spike')} spike(s), "
+                      f"{kinds.count('run')} runaway agent run(s), {kinds.count('creep')} "
+                      "creep(s) (spend grown 2.5x+ in four weeks); see "
+                      "spanledger report anomalies\n")
         log.debug("reports printed")
-        result.html = write_html_report(store, html, period, top=10, revenue=revenue)
+        result.html = write_html_report(store, html, period, top=10, budget_status=status,
+                                        anomalies=anomalies,
+                                        budgets=load_budgets(demo_budgets_file()),
+                                        revenue=revenue)
         log.debug("HTML report written")
         _close_month(result, store, usages, html.parent / "spanledger-demo-bills", opts, out)
     finally:
@@ -330,7 +357,8 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
         f"Next: spanledger report spend --by feature {rng}{url_flag}\n"
         f"      spanledger report traces {rng}{url_flag}\n"
         f"      spanledger report unit-economics --by customer --revenue "
-        f"{demo_revenue_file()} {rng}{url_flag}{bills}\n")
+        f"{demo_revenue_file()} {rng}{url_flag}\n"
+        f"      spanledger report budgets --budgets {demo_budgets_file()}{url_flag}{bills}\n")
     for note in result.notes:
         err.write(f"spanledger demo: warning: {note}\n")
 
@@ -350,6 +378,24 @@ def _close_month(result: DemoResult, store: Any, usages: list[Usage], folder: Pa
     if opts.show_reports:
         out.write(f"\n== Month-end close: the providers' bills vs metered "
                   f"(bills written to {folder}) ==\n{render(summary_report(res), 'table')}")
+
+
+def _budget_sections() -> Any:
+    """The live page's budget states and anomalies, from the demo's budgets file."""
+    from spanledger.budgets.report import build_anomalies_report, build_budgets_report
+    from spanledger.reports.budgets import load_budget_file
+    from spanledger.reports.period import Period
+
+    budget_file = load_budget_file(demo_budgets_file())
+
+    def build(store: Any, period: Period, now: dt.datetime) -> dict[str, Any]:
+        end = min(period.end, now.date())
+        window = Period(max(period.start, end - dt.timedelta(days=6)), end)
+        return {"budget_status": build_budgets_report(store, budget_file, now),
+                "anomalies": build_anomalies_report(store, window, budget_file.anomalies)
+                if window.days > 0 else None}
+
+    return build
 
 
 def serve(result: DemoResult, out: TextIO, port: int = 0,
@@ -378,7 +424,8 @@ def serve(result: DemoResult, out: TextIO, port: int = 0,
     cfg.auth.bearer_token = token
     cfg.pricing.prices = str(demo_prices_file())
     cfg.batch.workers = 0
-    collector = Collector(cfg, report=live_renderer(load_revenue(demo_revenue_file()))).start()
+    collector = Collector(cfg, report=live_renderer(load_revenue(demo_revenue_file()),
+                                                     _budget_sections())).start()
     stop = stop or threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if (
         threading.current_thread() is threading.main_thread()) else None

@@ -113,6 +113,14 @@ class TraceTable:
     def get(self, trace_id: int) -> TraceState | None:
         return self._traces.get(trace_id)
 
+    def cost_pico(self, trace_id: int) -> int:
+        """Running total (pico-dollars) of the trace's priced calls here; 0 if unseen or evicted.
+
+        Read by the budget guard (``spanledger.guard``) before each LLM call.
+        """
+        state = self._traces.get(trace_id)
+        return 0 if state is None else state.cost
+
     def touch(self, trace_id: int, state: TraceState, now_ns: int) -> None:
         """Mark a trace active (it moves to the young end of the eviction order)."""
         state.last_ns = now_ns

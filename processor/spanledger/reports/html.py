@@ -1,4 +1,5 @@
-"""One self-contained HTML file: spend, forecast, unit economics, model mix, runs, budgets.
+"""One self-contained HTML file: spend, forecast, unit economics, model mix, runs, budgets,
+budget states and anomalies.
 
 Everything is inline (CSS in a <style> block, charts as SVG generated here, no
 script), so the file can be mailed, attached to a ticket, opened offline or
@@ -27,7 +28,9 @@ from spanledger.reports import svg
 from spanledger.reports.budgets import Budgets
 from spanledger.reports.html_callouts import fetch_callout_days, render_callouts
 from spanledger.reports.html_charts import (
+    anomalies_section,
     budget_chart,
+    budget_status_section,
     feature_chart,
     report_table,
     spend_over_time_chart,
@@ -71,6 +74,7 @@ from spanledger.reports.queries import (
 )
 from spanledger.reports.revenue import Revenue
 from spanledger.reports.spend import SpendOptions, spend_report
+from spanledger.reports.tabular import Report
 from spanledger.reports.traces import traces_report
 from spanledger.store.base import Store
 
@@ -133,6 +137,9 @@ class HtmlData:
     budgets: Budgets | None = None
     #: spend grouped by ``budgets.by`` (the budget-burn chart)
     budget_spend: list[SpendRow] | None = None
+    #: ``report budgets`` and ``report anomalies``, built by the caller (spanledger.budgets)
+    budget_status: Report | None = None
+    anomalies: Report | None = None
     #: the pickers' team and feature (None: all; "": the untagged rows)
     team: str | None = None
     feature: str | None = None
@@ -151,7 +158,8 @@ def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = N
                     env: str | None = None, top: int = 10,
                     today: dt.date | None = None, revenue: Revenue | None = None,
                     team: str | None = None, feature: str | None = None,
-                    pickers: Pickers | None = None) -> HtmlData:
+                    pickers: Pickers | None = None, budget_status: Report | None = None,
+                    anomalies: Report | None = None) -> HtmlData:
     """Read the rollups the page needs (nothing, on a store without spanledger tables).
 
     ``team`` / ``feature`` narrow every section (None: all; "": the untagged rows).
@@ -174,7 +182,8 @@ def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = N
         wow=[] if empty else fetch_daily(
             store, Period(wow_end - dt.timedelta(days=13), wow_end), "feature", env, **who),
         wow_end=wow_end, generated=dt.datetime.now(dt.UTC), today=today, env=env, top=top,
-        budgets=budgets, budget_spend=budget_spend, team=team, feature=feature,
+        budgets=budgets, budget_spend=budget_spend, budget_status=budget_status,
+        anomalies=anomalies, team=team, feature=feature,
         units=fetch_units(store, period, scope, revenue),
         forecast=(ForecastData(forecast_month(period, today), today, []) if empty
                   else fetch_forecast(store, period, today, env, team, feature)),
@@ -193,7 +202,8 @@ def sections(data: HtmlData) -> list[tuple[str, str, str]]:
     for r in top_traces.rows:  # a list a line can break after (CSV keeps "a,b")
         r["models"] = r["models"].replace(",", ", ")
     return [
-        ("callouts", "What stands out", render_callouts(data.callout_days, period, data.traces)),
+        ("callouts", "What stands out",
+         render_callouts(data.callout_days, period, data.traces, data.anomalies)),
         ("over-time", "Spend over time",
          f'<div class="chart">{spend_over_time_chart(data.daily, period)}</div>'),
         ("forecast", "Month-end forecast per team", render_forecast(data.forecast)),
@@ -211,10 +221,17 @@ def sections(data: HtmlData) -> list[tuple[str, str, str]]:
         ("drill-down", "Inside the top runs", render_drilldown(data.drill)),
         ("unpriced", "Unpriced calls", f'<div class="chart">{unpriced_chart(rows)}</div>'),
         ("budgets", "Budget burn", _budget_html(data)),
+        *([("budget-status", "Budgets", budget_status_section(data.budget_status))]
+          if data.budget_status is not None else []),
+        *([("anomalies", "Anomalies", anomalies_section(data.anomalies))]
+          if data.anomalies is not None else []),
     ]
 
 
 def _budget_html(data: HtmlData) -> str:
+    if data.budgets is None and data.budget_status is not None:
+        return ('<p class="note">The budgets file keys no monthly budgets by report group '
+                '(<code>by:</code>); every budget is in the table below.</p>')
     if data.budgets is None:
         return '<p class="note">No budgets file given (spanledger report html --budgets FILE).</p>'
     b_report = spend_report(data.budget_spend or [], SpendOptions(
@@ -273,18 +290,23 @@ def _cards(rows: list[SpendRow], traces: int, kinds: dict[str, int] | None = Non
 
 def write_html_report(store: Store, path: str | Path, period: Period | str | None = None, *,
                       budgets: Budgets | None = None, env: str | None = None, top: int = 10,
-                      today: dt.date | None = None, revenue: Revenue | None = None) -> Path:
+                      today: dt.date | None = None, budget_status: Report | None = None,
+                      anomalies: Report | None = None, revenue: Revenue | None = None) -> Path:
     """Write the report for ``period`` to ``path``; returns the file's absolute path.
 
     ``period``: a :class:`Period`, a month ``"YYYY-MM"``, or None for the current
     UTC month. ``budgets`` (from :func:`~spanledger.reports.budgets.load_budgets`)
     adds the budget-burn chart; ``today`` anchors its projection and the forecast;
-    ``revenue`` (:func:`~spanledger.reports.revenue.load_revenue`) adds margins.
+    ``budget_status`` / ``anomalies`` (``report budgets`` / ``report anomalies``,
+    from :mod:`spanledger.budgets.report`) add their sections (and the anomalies are
+    the call-outs); ``revenue`` (:func:`~spanledger.reports.revenue.load_revenue`)
+    adds margins.
     """
     if isinstance(period, str):
         period = parse_month(period, "period")
     data = fetch_html_data(store, period or current_month(), budgets=budgets, env=env, top=top,
-                           today=today, revenue=revenue)
+                           today=today, budget_status=budget_status, anomalies=anomalies,
+                           revenue=revenue)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(data), encoding="utf-8")

@@ -1,6 +1,10 @@
 """HTML section "What stands out": anomalies written as sentences a finance lead can forward.
 
-A self-contained rule, measured against each team's own baseline rather than a
+When the page is given the anomalies of :mod:`spanledger.budgets.anomalies` (``report
+anomalies``: spikes, creeps and runaway runs against robust, weekday-aware baselines;
+``report html`` and the demo pass them), the section words those findings
+(:func:`anomaly_sentences`). Without them (a page built by the reports layer alone)
+it falls back to a self-contained rule, measured against each team's own baseline rather than a
 fixed amount: a day is called out when the team spent at least
 :data:`CALLOUT_RATIO` times its median day of the :data:`BASELINE_DAYS` days
 before, and at least :data:`MIN_EXTRA_USD` more than that median (so a team
@@ -23,11 +27,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from html import escape
+from typing import Any
 
 from spanledger.reports import svg
 from spanledger.reports.chargeback import label
 from spanledger.reports.period import Period
 from spanledger.reports.queries import ALL, DailyGroupRow, Scope, TraceRow, fetch_daily_groups
+from spanledger.reports.tabular import Report
 from spanledger.store.base import Store
 
 ZERO = Decimal(0)
@@ -146,8 +152,58 @@ def _day_callouts(daily: list[DailyGroupRow], period: Period,
     return out
 
 
+def _against(ratio: Decimal | None, expected: Decimal, what: str) -> str:
+    """``3.2x its usual $1.20``, or ``where its usual is nothing`` (an infinite ratio)."""
+    if ratio is None or expected <= 0:
+        return f"where {what} is nothing"
+    return f"{ratio:.1f}x {what} ({svg.usd_label(expected)})"
+
+
+def anomaly_sentences(report: Report, traces: list[TraceRow]) -> list[str]:
+    """The findings of ``report anomalies`` in words: one sentence per day that spiked
+    (every series that spiked that day in it), per runaway run, per creeping series."""
+    calls = {t.trace_id: t.calls for t in traces}
+    spikes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    out: list[str] = []
+    for r in report.rows:
+        if r["kind"] == "spike":
+            spikes[r["day"]].append(r)
+    for day, rows in sorted(spikes.items()):
+        parts = [f"{r['dimension']} {r['value']} {svg.usd_label(Decimal(r['actual']))}, "
+                 + _against(r["ratio"], Decimal(r["expected"]), "its usual")
+                 for r in sorted(rows, key=lambda r: (-Decimal(r["actual"]), r["dimension"]))]
+        when = dt.date.fromisoformat(day)
+        out.append(f"Spend spiked on {when:%a %Y-%m-%d} (against the same weekday): "
+                   + "; ".join(parts) + ".")
+    for r in report.rows:
+        if r["kind"] == "run":
+            n = calls.get(r["trace_id"])
+            out.append(f"Agent run {r['trace_id']} of {r['dimension']} {r['value']} on "
+                       f"{r['day']} cost {svg.usd_label(Decimal(r['actual']))}"
+                       + (f" in {n:,} calls" if n else "") + ", "
+                       + _against(r["ratio"], Decimal(r["expected"]), "the p95 run of its feature")
+                       + ": a loop or a retry storm to look at.")
+    days = report.meta.get("settings", {}).get("baseline_days", 28)
+    for r in report.rows:
+        if r["kind"] == "creep":
+            grown = f" ({r['ratio']:.1f}x)" if r["ratio"] is not None else ""
+            out.append(f"{r['dimension']} {r['value']} crept: its daily spend grew from "
+                       f"{svg.usd_label(Decimal(r['expected']))} to "
+                       f"{svg.usd_label(Decimal(r['actual']))}{grown} over the last {days} days.")
+    return out
+
+
 def render_callouts(daily: list[DailyGroupRow] | None, period: Period,
-                    traces: list[TraceRow]) -> str:
+                    traces: list[TraceRow], anomalies: Report | None = None) -> str:
+    if anomalies is not None:
+        said = anomaly_sentences(anomalies, traces)
+        notes = "".join(f'<p class="note">{escape(n)}</p>' for n in anomalies.notes)
+        window = escape(anomalies.title.removeprefix("Anomalies "))
+        if not said:
+            return f'<p class="note">Nothing stands out in {window}.</p>{notes}'
+        items = "".join(f"<li>{escape(x)}</li>" for x in said)
+        return (f'<p class="note">In {window} (the anomalies section below lists them '
+                f'all):</p><ul class="callouts">{items}</ul>{notes}')
     if daily is None:
         return '<p class="note">No daily data was read for the call-outs.</p>'
     callouts = spend_callouts(daily, period, traces)

@@ -203,3 +203,17 @@ def week_over_week(daily: list[DailyRow], end: dt.date) -> str:
             f"<tbody>{''.join(body)}"
             f"</tbody></table><p class=\"note\">Red: {ANOMALY_RATIO:f}x the week before or more, "
             "or spend where there was none: usually a bug or an agent loop.</p>")
+
+
+def budget_status_section(report: Report) -> str:
+    """``report budgets`` as a section's body: every budget's spend, forecast, thresholds,
+    alerts (the page adds the heading)."""
+    return report_table(report)
+
+
+def anomalies_section(report: Report) -> str:
+    """``report anomalies`` as a section's body: spikes, creeps and runaway runs, or none."""
+    if not report.rows:
+        notes = "".join(f'<p class="note">{escape(n)}</p>' for n in report.notes)
+        return f"<p>No anomalies in {escape(report.title[10:])}.</p>{notes}"
+    return report_table(report)

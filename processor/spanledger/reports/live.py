@@ -20,10 +20,15 @@ from spanledger.errors import UsageError
 from spanledger.reports.chargeback import UNATTRIBUTED
 from spanledger.reports.html import CSS, fetch_html_data, render_html
 from spanledger.reports.html_pickers import Pickers
-from spanledger.reports.period import Period, resolve_period, utc_today
+from spanledger.reports.period import Period, resolve_period
 from spanledger.reports.queries import fetch_attribution_values, missing_rollups
 from spanledger.reports.revenue import Revenue
+from spanledger.reports.tabular import Report
 from spanledger.store.base import Store
+
+#: what a layer above the reports adds to the page: (store, period, now) -> the
+#: ``budget_status`` and ``anomalies`` Reports (the budgets layer builds them)
+Extras = Callable[[Store, Period, dt.datetime], Mapping[str, Report | None]]
 
 #: months offered by the period picker (the current one and those before)
 PICKER_MONTHS = 13
@@ -58,24 +63,29 @@ def parse_query(params: Mapping[str, str], today: dt.date | None = None) -> Live
     return LiveQuery(period, who("team"), who("feature"), get("env"), int(top_text))
 
 
-def live_renderer(revenue: Revenue | None = None, today: Callable[[], dt.date] = utc_today
+def live_renderer(revenue: Revenue | None = None, extras: Extras | None = None,
+                  now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
                   ) -> Callable[[Store, Mapping[str, str]], tuple[int, str]]:
     """The ``/report`` renderer for ``Collector(config, report=...)``.
 
-    ``revenue`` adds margins to the customer section; ``today`` is asked per request.
+    ``revenue`` adds margins to the customer section; ``extras`` the budget states
+    and anomalies (handed in by the command, which may use the budgets layer);
+    ``now`` is asked per request.
     """
 
     def render(store: Store, params: Mapping[str, str]) -> tuple[int, str]:
-        return render_live_report(store, params, today=today(), revenue=revenue)
+        return render_live_report(store, params, now=now(), revenue=revenue, extras=extras)
 
     return render
 
 
-def render_live_report(store: Store, params: Mapping[str, str], *, today: dt.date | None = None,
-                       revenue: Revenue | None = None, action: str = "/report"
+def render_live_report(store: Store, params: Mapping[str, str], *,
+                       now: dt.datetime | None = None, revenue: Revenue | None = None,
+                       extras: Extras | None = None, action: str = "/report"
                        ) -> tuple[int, str]:
     """(status, page) for one request: 200 and the report, or 400 and what is wrong."""
-    today = today or utc_today()
+    now = now or dt.datetime.now(dt.UTC)
+    today = now.date()
     token = params.get("token") or params.get("password")
     carried = {"token": token} if token else {}
     try:
@@ -95,9 +105,11 @@ def render_live_report(store: Store, params: Mapping[str, str], *, today: dt.dat
         date_to=None if whole else query.period.end.isoformat(),
         team=query.team, feature=query.feature,
         hidden=carried | ({"env": query.env} if query.env else {}))
+    added = dict(extras(store, query.period, now)) if extras is not None else {}
     data = fetch_html_data(store, query.period, env=query.env, top=query.top, today=today,
                            revenue=revenue, team=query.team, feature=query.feature,
-                           pickers=pickers)
+                           pickers=pickers, budget_status=added.get("budget_status"),
+                           anomalies=added.get("anomalies"))
     return 200, render_html(data)
 
 

@@ -5,9 +5,9 @@ optionally ``Content-Encoding: gzip`` (decoded by :mod:`.http_body`); the
 answer uses the request's content type. Status codes follow the OTLP/HTTP
 spec so SDK exporters retry exactly when they should: 400 malformed, 401 bad
 token, 413 too large, 503 with ``Retry-After`` when the spool is full.
-``GET /healthz`` and ``GET /metrics`` are served by the same server when
-telemetry shares this port, or by a separate :class:`HttpServer` with
-``intake=None``.
+``GET /healthz``, ``GET /metrics`` and ``GET /budgets/state`` (bearer token)
+are served by the same server when telemetry shares this port, or by a
+separate :class:`HttpServer` with ``intake=None``.
 
 Both run on a :class:`~.guarded_http.GuardedHTTPServer`: connections per
 client, deadlines for headers and bodies, and a byte budget for bodies being
@@ -19,6 +19,7 @@ so a slot is held only while a complete body is decoded and spooled.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import threading
 from collections.abc import Callable
@@ -53,8 +54,12 @@ _STATUS = {
 class HttpServer:
     def __init__(self, host: str, port: int, *, intake: Intake | None, max_body_mb: int,
                  health: Callable[[], tuple[bool, str]] | None,
-                 metrics_text: Callable[[], str] | None, limits: Limits | None = None) -> None:
+                 metrics_text: Callable[[], str] | None, limits: Limits | None = None,
+                 budgets_state: Callable[[], bytes | None] | None = None,
+                 token: str | None = None) -> None:
         self.intake = intake
+        #: ``GET /budgets/state`` (bearer ``token`` when set): the budget evaluator's JSON
+        self.budgets_state, self.token = budgets_state, token
         self.max_body = max_body_mb * 1024 * 1024
         self.health = health
         self.metrics_text = metrics_text
@@ -106,8 +111,24 @@ class HttpServer:
                 elif path == "/metrics" and outer.metrics_text is not None:
                     self._send(200, outer.metrics_text().encode(),
                                "text/plain; version=0.0.4; charset=utf-8")
+                elif path == "/budgets/state" and outer.budgets_state is not None:
+                    self._budgets_state()
                 else:
                     self._send(404, b"not found\n", "text/plain")
+
+            def _budgets_state(self) -> None:
+                auth = self.headers.get("Authorization") or ""
+                if outer.token and not (auth.startswith("Bearer ") and hmac.compare_digest(
+                        auth[7:].strip().encode(), outer.token.encode())):
+                    self._send(401, b"missing or wrong bearer token\n", "text/plain")
+                    return
+                assert outer.budgets_state is not None
+                body = outer.budgets_state()
+                if body is None:
+                    self._send(503, b"budgets not evaluated yet\n", "text/plain",
+                               {"Retry-After": "5"})
+                else:
+                    self._send(200, body, "application/json")
 
             def do_POST(self) -> None:
                 try:

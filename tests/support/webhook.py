@@ -1,0 +1,73 @@
+"""A local HTTP receiver for alert webhooks: records every request, answers as told."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    #: the status this request was answered with
+    status: int
+
+
+class WebhookReceiver:
+    """``POST`` anything; the n-th request gets ``statuses[n]`` (the last one repeats)."""
+
+    def __init__(self, statuses: tuple[int, ...] = (200,)) -> None:
+        self.statuses = list(statuses)
+        self.requests: list[Received] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    n = len(receiver.requests)
+                    status = receiver.statuses[min(n, len(receiver.statuses) - 1)]
+                    receiver.requests.append(Received(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, status))
+                out = b"ok" if status < 400 else b"no"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+
+    def delivered(self) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests if r.status < 300]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> WebhookReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Received]:
+        return iter(list(self.requests))
