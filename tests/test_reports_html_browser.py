@@ -22,7 +22,8 @@ TITLES = ["What stands out", "Spend over time", "Month-end forecast per team",
           "Week over week by feature", "Showback by team", "Spend by feature",
           "Cost per outcome", "Unit economics per customer", "Model mix",
           "LLM calls, tool calls and vector-database queries", "Top agent runs",
-          "Inside the top runs", "Unpriced calls", "Budget burn"]
+          "Inside the top runs", "Unpriced calls", "Budget burn",
+          "Anomalies"]  # `report html` adds the anomalies of the period's last week
 
 
 @pytest.fixture(scope="module")

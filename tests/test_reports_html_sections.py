@@ -204,3 +204,12 @@ def test_given_the_budgets_anomalies_the_call_outs_word_them() -> None:
     empty = render_callouts([], NOV, [], anomalies_report([], Period(d(24), d(30)),
                                                           AnomalySettings()))
     assert "Nothing stands out in 2026-11-24..2026-11-30." in empty
+
+
+def test_dates_inside_wrapping_text_stay_whole() -> None:
+    from spanledger.reports.html_charts import cell_html
+
+    assert cell_html("week of 2026-11-30", "t") == 'week of <span class="nw">2026-11-30</span>'
+    assert cell_html("7d to 2026-11 & more", "t") == (
+        '7d to <span class="nw">2026-11</span> &amp; more')
+    assert cell_html("2026-11-30 18:20:32", "id") == "2026-11-30 18:20:32"  # one line already

@@ -8,6 +8,7 @@ so a number is rounded once and reads the same everywhere.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from decimal import Decimal
 from html import escape
@@ -26,6 +27,8 @@ ZERO = Decimal(0)
 #: date cut in two cannot be read or copied); every other text column may wrap
 ID_KEYS = frozenset({"trace_id", "span_id", "start", "end", "day", "date", "month", "time"})
 NAME_KEYS = frozenset({"team", "feature", "customer", "model", "outcome", "cost_center"})
+#: a date (2026-11, 2026-11-30, 2026-11-30 18:20) inside free text: kept on one line
+_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2})?(?:[ T]\d{2}:\d{2}(?::\d{2})?)?")
 
 
 def cell_class(col: Column) -> str:
@@ -38,6 +41,15 @@ def cell_class(col: Column) -> str:
     return "t nw" if col.key in NAME_KEYS else "t"
 
 
+def cell_html(text: str, cls: str) -> str:
+    """A cell's text, escaped; in text that may wrap, dates stay whole (``week of
+    2026-11-30`` may break at its spaces, never inside the date)."""
+    html = escape(text)
+    if cls == "t":
+        html = _DATE.sub(lambda m: f'<span class="nw">{m.group(0)}</span>', html)
+    return html
+
+
 def report_table(report: Report) -> str:
     """A report as an HTML table, with the same rounded numbers as the text table."""
     rows, total = display_rows(report)
@@ -47,7 +59,7 @@ def report_table(report: Report) -> str:
     body = []
     for r in rows:
         body.append("<tr>" + "".join(
-            f'<td class="{cls}">{escape(r[c.key])}</td>'
+            f'<td class="{cls}">{cell_html(r[c.key], cls)}</td>'
             for c, cls in zip(report.columns, classes, strict=True)) + "</tr>")
     if total is not None:
         body.append('<tr class="total">' + "".join(
