@@ -213,3 +213,30 @@ def test_dates_inside_wrapping_text_stay_whole() -> None:
     assert cell_html("7d to 2026-11 & more", "t") == (
         '7d to <span class="nw">2026-11</span> &amp; more')
     assert cell_html("2026-11-30 18:20:32", "id") == "2026-11-30 18:20:32"  # one line already
+
+
+def test_the_forecast_handed_in_is_the_budgets_forecast() -> None:
+    """`report html` hands in the budgets layer's forecaster: the page's month-end forecast
+    per team is then exactly what the budgets forecast for the same series."""
+    from spanledger.budgets.forecast import forecast_period
+
+    def forecaster(daily: Any, period: Period, now: dt.datetime) -> tuple[Any, str]:
+        found = forecast_period(daily, period, now)
+        return found.total, found.method
+
+    # four weeks of history: $1 on weekdays, $0.20 at weekends, from Oct 16 to Nov 19
+    start = dt.date(2026, 10, 16)
+    daily = [DailyRow(start + dt.timedelta(days=i), "a",
+                      Decimal("0.20") if (start + dt.timedelta(days=i)).weekday() >= 5
+                      else Decimal(1)) for i in range(35)]
+    now = dt.datetime(2026, 11, 20, 0, 0, tzinfo=dt.UTC)
+    data = ForecastData(NOV, now.date(), daily, forecaster, now)
+    (a,) = team_forecasts(data)
+    series = {r.day: r.cost for r in daily}
+    expected = forecast_period(series, NOV, now)
+    assert (a.forecast, a.method) == (expected.total, "seasonal")
+    assert a.to_date == sum((r.cost for r in daily if r.day >= NOV.start), Decimal(0))
+    # Nov 20-30: 7 weekdays at $1 and 4 weekend days at $0.20 still to come
+    assert a.forecast == a.to_date + Decimal("7.80")
+    html = render_forecast(data)
+    assert "as the budgets forecast" in html and ">seasonal<" in html

@@ -13,10 +13,10 @@ import argparse
 import dataclasses
 import datetime as dt
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spanledger.errors import UsageError
 from spanledger.reports.chargeback import DEFAULT_MARKUP, UNATTRIBUTED
@@ -417,22 +417,30 @@ def run_anomalies(args: argparse.Namespace) -> int:
 
 
 def budget_sections(budget_file: BudgetFile | None
-                    ) -> Callable[[Store, Period, dt.datetime], dict[str, Report | None]]:
-    """The HTML report's budget states and anomalies, for ``report html`` and the collector's
-    live page: the budgets of the file (if any) as of now, and the anomalies of the last 7
-    days of the period up to now (the file's thresholds, else the defaults)."""
+                    ) -> Callable[[Store, Period, dt.datetime], dict[str, Any]]:
+    """What the budgets layer adds to the HTML report, for ``report html`` and the
+    collector's live page: the budgets of the file (if any) as of now, the anomalies of
+    the last 7 days of the period up to now (the file's thresholds, else the defaults),
+    and the month-end forecaster the budgets use."""
+    from spanledger.budgets.forecast import forecast_period
     from spanledger.budgets.report import build_anomalies_report, build_budgets_report
     from spanledger.reports.budgets import AnomalySettings
 
     settings = budget_file.anomalies if budget_file else AnomalySettings()
 
-    def build(store: Store, period: Period, now: dt.datetime) -> dict[str, Report | None]:
+    def forecaster(daily: Mapping[dt.date, Decimal], period: Period,
+                   now: dt.datetime) -> tuple[Decimal | None, str]:
+        found = forecast_period(daily, period, now)
+        return found.total, found.method
+
+    def build(store: Store, period: Period, now: dt.datetime) -> dict[str, Any]:
         window = Period(max(period.start, min(period.end, now.date()) - dt.timedelta(days=6)),
                         min(period.end, now.date()))
         return {"budget_status": build_budgets_report(store, budget_file, now)
                 if budget_file else None,
                 "anomalies": build_anomalies_report(store, window, settings)
-                if window.days > 0 else None}
+                if window.days > 0 else None,
+                "forecaster": forecaster}
 
     return build
 
@@ -462,7 +470,7 @@ def run_html(args: argparse.Namespace) -> int:
 
     def work(store: Store) -> Path:
         return write_html_report(store, output, period, budgets=budgets, env=args.env,
-                                 top=args.top, today=now.date(), revenue=revenue,
+                                 top=args.top, now=now, revenue=revenue,
                                  **sections(store, period, now))
 
     print(with_store(args.url, work))

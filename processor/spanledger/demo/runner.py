@@ -292,12 +292,8 @@ def _sum(counters: Any, name: str) -> int:
 def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: TextIO,
             err: TextIO) -> None:
     """Print the reports a user would ask for first, write the HTML report, close the month."""
-    from spanledger.budgets.report import (
-        budgets_summary,
-        build_anomalies_report,
-        build_budgets_report,
-    )
-    from spanledger.reports.budgets import load_budget_file, load_budgets
+    from spanledger.budgets.report import budgets_summary
+    from spanledger.reports.budgets import load_budgets
     from spanledger.reports.formats import render
     from spanledger.reports.html import write_html_report
     from spanledger.reports.period import Period
@@ -309,13 +305,13 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
     period = Period(result.first_day, result.last_day)
     html = (opts.html or Path("spanledger-report-demo.html")).resolve()
     revenue = load_revenue(demo_revenue_file())
-    budget_file = load_budget_file(demo_budgets_file())
     store = open_store(result.url, read_only=True)
     try:
-        status = build_budgets_report(store, budget_file, dt.datetime.now(dt.UTC))
-        week = Period(max(result.first_day, result.last_day - dt.timedelta(days=6)),
-                      result.last_day)
-        anomalies = build_anomalies_report(store, week, budget_file.anomalies)
+        now = dt.datetime.now(dt.UTC)
+        sections = _budget_sections()(store, period, now)
+        status, anomalies = sections["budget_status"], sections["anomalies"]
+        week = Period(max(result.first_day, min(result.last_day, now.date())
+                          - dt.timedelta(days=6)), min(result.last_day, now.date()))
         if opts.show_reports:
             for title, dims in (("Spend by team", ("team",)),
                                 ("Spend by feature", ("team", "feature"))):
@@ -335,10 +331,9 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
                       "creep(s) (spend grown 2.5x+ in four weeks); see "
                       "spanledger report anomalies\n")
         log.debug("reports printed")
-        result.html = write_html_report(store, html, period, top=10, budget_status=status,
-                                        anomalies=anomalies,
+        result.html = write_html_report(store, html, period, top=10, now=now,
                                         budgets=load_budgets(demo_budgets_file()),
-                                        revenue=revenue)
+                                        revenue=revenue, **sections)
         log.debug("HTML report written")
         _close_month(result, store, usages, html.parent / "spanledger-demo-bills", opts, out)
     finally:
@@ -381,19 +376,26 @@ def _close_month(result: DemoResult, store: Any, usages: list[Usage], folder: Pa
 
 
 def _budget_sections() -> Any:
-    """The live page's budget states and anomalies, from the demo's budgets file."""
+    """What the budgets layer adds to the HTML report, from the demo's budgets file: budget
+    states, the anomalies of the period's last 7 days, the budgets' month-end forecaster."""
+    from spanledger.budgets.forecast import forecast_period
     from spanledger.budgets.report import build_anomalies_report, build_budgets_report
     from spanledger.reports.budgets import load_budget_file
     from spanledger.reports.period import Period
 
     budget_file = load_budget_file(demo_budgets_file())
 
+    def forecaster(daily: Any, period: Period, now: dt.datetime) -> tuple[Any, str]:
+        found = forecast_period(daily, period, now)
+        return found.total, found.method
+
     def build(store: Any, period: Period, now: dt.datetime) -> dict[str, Any]:
         end = min(period.end, now.date())
         window = Period(max(period.start, end - dt.timedelta(days=6)), end)
         return {"budget_status": build_budgets_report(store, budget_file, now),
                 "anomalies": build_anomalies_report(store, window, budget_file.anomalies)
-                if window.days > 0 else None}
+                if window.days > 0 else None,
+                "forecaster": forecaster}
 
     return build
 

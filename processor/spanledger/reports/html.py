@@ -41,6 +41,7 @@ from spanledger.reports.html_charts import (
 from spanledger.reports.html_drilldown import DrillData, fetch_drilldown, render_drilldown
 from spanledger.reports.html_forecast import (
     ForecastData,
+    Forecaster,
     fetch_forecast,
     forecast_month,
     render_forecast,
@@ -159,12 +160,18 @@ def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = N
                     today: dt.date | None = None, revenue: Revenue | None = None,
                     team: str | None = None, feature: str | None = None,
                     pickers: Pickers | None = None, budget_status: Report | None = None,
-                    anomalies: Report | None = None) -> HtmlData:
+                    anomalies: Report | None = None, forecaster: Forecaster | None = None,
+                    now: dt.datetime | None = None) -> HtmlData:
     """Read the rollups the page needs (nothing, on a store without spanledger tables).
+
+    ``forecaster`` (and ``now``, its moment; default: now) replaces the month-end
+    forecast's own rule, so the page can forecast as the budgets do.
 
     ``team`` / ``feature`` narrow every section (None: all; "": the untagged rows).
     """
-    today = today or utc_today()
+    today = today or (now.date() if now is not None else utc_today())
+    if forecaster is not None and now is None:
+        now = dt.datetime.now(dt.UTC)
     wow_end = min(period.end, today)
     empty = bool(missing_rollups(store))
     scope = Scope(env, team, feature)
@@ -186,7 +193,8 @@ def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = N
         anomalies=anomalies, team=team, feature=feature,
         units=fetch_units(store, period, scope, revenue),
         forecast=(ForecastData(forecast_month(period, today), today, []) if empty
-                  else fetch_forecast(store, period, today, env, team, feature)),
+                  else fetch_forecast(store, period, today, env, team, feature, forecaster,
+                                      now)),
         mix=MixData([], []) if empty else fetch_mix(store, period, scope),
         callout_days=[] if empty else fetch_callout_days(store, period, scope),
         drill=DrillData([], []) if empty else fetch_drilldown(store, traces),
@@ -291,7 +299,9 @@ def _cards(rows: list[SpendRow], traces: int, kinds: dict[str, int] | None = Non
 def write_html_report(store: Store, path: str | Path, period: Period | str | None = None, *,
                       budgets: Budgets | None = None, env: str | None = None, top: int = 10,
                       today: dt.date | None = None, budget_status: Report | None = None,
-                      anomalies: Report | None = None, revenue: Revenue | None = None) -> Path:
+                      anomalies: Report | None = None, revenue: Revenue | None = None,
+                      forecaster: Forecaster | None = None,
+                      now: dt.datetime | None = None) -> Path:
     """Write the report for ``period`` to ``path``; returns the file's absolute path.
 
     ``period``: a :class:`Period`, a month ``"YYYY-MM"``, or None for the current
@@ -300,13 +310,14 @@ def write_html_report(store: Store, path: str | Path, period: Period | str | Non
     ``budget_status`` / ``anomalies`` (``report budgets`` / ``report anomalies``,
     from :mod:`spanledger.budgets.report`) add their sections (and the anomalies are
     the call-outs); ``revenue`` (:func:`~spanledger.reports.revenue.load_revenue`)
-    adds margins.
+    adds margins; ``forecaster`` / ``now``: the month-end forecast's (see
+    :func:`fetch_html_data`).
     """
     if isinstance(period, str):
         period = parse_month(period, "period")
     data = fetch_html_data(store, period or current_month(), budgets=budgets, env=env, top=top,
                            today=today, budget_status=budget_status, anomalies=anomalies,
-                           revenue=revenue)
+                           revenue=revenue, forecaster=forecaster, now=now)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(data), encoding="utf-8")

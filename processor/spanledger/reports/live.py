@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 from urllib.parse import urlencode
 
 from spanledger.errors import UsageError
@@ -23,12 +24,12 @@ from spanledger.reports.html_pickers import Pickers
 from spanledger.reports.period import Period, resolve_period
 from spanledger.reports.queries import fetch_attribution_values, missing_rollups
 from spanledger.reports.revenue import Revenue
-from spanledger.reports.tabular import Report
 from spanledger.store.base import Store
 
-#: what a layer above the reports adds to the page: (store, period, now) -> the
-#: ``budget_status`` and ``anomalies`` Reports (the budgets layer builds them)
-Extras = Callable[[Store, Period, dt.datetime], Mapping[str, Report | None]]
+#: what a layer above the reports adds to the page: (store, period, now) -> keyword
+#: arguments of fetch_html_data: the ``budget_status`` and ``anomalies`` Reports and the
+#: month-end ``forecaster`` (the budgets layer builds them)
+Extras = Callable[[Store, Period, dt.datetime], Mapping[str, Any]]
 
 #: months offered by the period picker (the current one and those before)
 PICKER_MONTHS = 13
@@ -107,9 +108,8 @@ def render_live_report(store: Store, params: Mapping[str, str], *,
         hidden=carried | ({"env": query.env} if query.env else {}))
     added = dict(extras(store, query.period, now)) if extras is not None else {}
     data = fetch_html_data(store, query.period, env=query.env, top=query.top, today=today,
-                           revenue=revenue, team=query.team, feature=query.feature,
-                           pickers=pickers, budget_status=added.get("budget_status"),
-                           anomalies=added.get("anomalies"))
+                           now=now, revenue=revenue, team=query.team, feature=query.feature,
+                           pickers=pickers, **added)
     return 200, render_html(data)
 
 
