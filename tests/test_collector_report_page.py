@@ -132,3 +132,38 @@ def test_no_page_without_a_renderer(collector: Collector) -> None:
     with SqlHttpServer(collector.store, port=0) as plain:  # type: ignore[arg-type]
         status, _, body = get(plain.url + "/report")
     assert status == 404 and "no handler for /report" in body
+
+
+def test_the_page_takes_its_turn_in_the_sql_fronts_queue(collector: Collector) -> None:
+    """A page is one query in the front's queue: while another read runs and the queue is
+    full it is refused like a SQL client (503, Retry-After), never run beside it."""
+    import threading
+
+    from spanledger.store.sql_http import SqlHttpServer
+
+    calls: list[str] = []
+
+    def page(params: dict[str, str]) -> tuple[int, str, bytes]:
+        calls.append(params.get("n", ""))
+        return 200, "text/plain; charset=UTF-8", b"ok\n"
+
+    with SqlHttpServer(collector.store, port=0, max_queued=0,  # type: ignore[arg-type]
+                       pages={"/report": page}) as front:
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with front.turns.turn():
+                held.set()
+                release.wait(30)
+
+        worker = threading.Thread(target=hold)
+        worker.start()
+        try:
+            assert held.wait(30)
+            status, head, body = get(front.url + "/report?n=1")
+        finally:
+            release.set()
+            worker.join(30)
+        assert status == 503 and head["Retry-After"] == "1"
+        assert "TOO_MANY_SIMULTANEOUS_QUERIES" in body and calls == []
+        assert get(front.url + "/report?n=2")[:1] == (200,) and calls == ["2"]

@@ -16,14 +16,23 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from spanledger.cli import alerts, collector, db, demo, prices, reconcile, report
+from spanledger.cli import (
+    alerts,
+    collector,
+    db,
+    demo,
+    prices,
+    quarantine,
+    reconcile,
+    report,
+)
 from spanledger.errors import UsageError
 from spanledger.yamlconf import ConfigError
 
 #: command-group modules, in the order ``--help`` lists them. Imported here,
 #: not looked up by name, so the import graph (tests/test_layering.py) sees them;
 #: each keeps its heavy imports inside its command function.
-COMMAND_MODULES = (demo, collector, db, report, reconcile, alerts, prices)
+COMMAND_MODULES = (demo, collector, db, report, reconcile, alerts, quarantine, prices)
 
 
 def build_parser() -> argparse.ArgumentParser:

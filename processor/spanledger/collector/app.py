@@ -129,7 +129,10 @@ class Collector:
         try:
             pages = report_pages(self.store, self.report) if self.report is not None else None
             self.sql_http = SqlHttpServer(
-                self.store, cfg.host, cfg.port, token=self.config.token, pages=pages
+                self.store, cfg.host, cfg.port, token=self.config.token,
+                max_execution_time=cfg.max_execution_time_s, max_memory_mb=cfg.max_memory_mb,
+                max_result_mb=cfg.max_result_mb, max_queued=cfg.max_queued,
+                max_wait_s=cfg.max_wait_s, pages=pages,
             ).start()
         except OSError as exc:
             log.warning("read-only SQL endpoint not started on %s:%s: %s (reports cannot read "
@@ -146,17 +149,24 @@ class Collector:
         m.gauge("spool_bytes", "bytes waiting in the spool", lambda: spool.total_bytes)
         m.gauge("spool_segments", "segments waiting in the spool (incl. the open one)",
                 lambda: spool.segments)
-        m.gauge("queue_depth_spans", "spans acknowledged but not yet written",
-                lambda: max(spool.appended_spans - m.get("spans_written_total")
-                            - m.get("spans_duplicate_total"), 0))
-        m.gauge("writer_healthy", "1 when inserts succeed", lambda: 1 if writer.healthy else 0)
+        m.gauge("queue_depth_spans", "spans acknowledged but not yet written (incl. replays)",
+                lambda: spool.pending_spans)
+        m.gauge("writer_healthy", "1 when the writer runs and inserts succeed",
+                lambda: 1 if writer.healthy else 0)
+        m.gauge("quarantine_files_pending", "quarantine files waiting for the store",
+                lambda: writer.quarantine.pending)
+        m.counter("spool_errors_total", "spool steps after durability (seal, delete) that "
+                  "failed and are retried", lambda: spool.errors)
 
     def health(self) -> tuple[bool, str]:
         writer, spool = self.writer, self.spool
         if writer is None or spool is None:
             return False, "starting"
-        if not writer.healthy:
-            return False, f"store inserts failing: {writer.last_error}"
+        ok, why = writer.status()
+        if not ok:
+            return False, why
+        if spool.error is not None:
+            return False, f"spool failing (requests still durable): {spool.error}"
         if spool.full:
             return False, "spool full: refusing data until the store catches up"
         return True, "ok"

@@ -82,6 +82,16 @@ class SqlHttpConfig(ListenerConfig):
     #: None = on for the embedded (chdb) store, off for a ClickHouse server
     enabled: bool | None = None
     port: Port = 8123
+    #: a query is stopped after this many seconds: the embedded engine runs one statement
+    #: at a time, so this is the longest the collector's inserts wait behind a read
+    max_execution_time_s: Count = 10
+    #: memory one query may use, and bytes it may return
+    max_memory_mb: Count = 256
+    max_result_mb: Count = 64
+    #: queries waiting for their turn (one runs at a time); more are refused (503)
+    max_queued: Annotated[int, Field(ge=0)] = 16
+    #: a waiting query is refused (503) after this many seconds
+    max_wait_s: Count = 30
 
 
 class TelemetryConfig(ListenerConfig):

@@ -1,7 +1,9 @@
 """The collector's own counters, exposed as Prometheus text on ``/metrics``.
 
 Plain text exposition (format 0.0.4) needs no extra dependency; every name
-starts with ``spanledger_collector_``.
+starts with ``spanledger_collector_``. A few counters carry one label (the
+reason a span was quarantined); the series of a label value appears once it
+has been counted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ COUNTERS: dict[str, str] = {
     "requests_total": "OTLP export requests received (all outcomes)",
     "spans_received_total": "spans accepted into the spool (acknowledged)",
     "spans_rejected_total": "spans rejected for invalid trace or span ids",
-    "spans_written_total": "spans inserted into otel_traces",
+    "spans_written_total": "spans inserted into otel_traces (rows the table really gained)",
+    "spans_deduplicated_total": "spans of a replayed segment the store already had",
     "spans_duplicate_total": "spans dropped as repeats of a (TraceId, SpanId) in the same segment",
     "spans_priced_total": "spans priced by the collector (arrived without a cost status)",
     "spans_unpriced_total": "spans the collector could not price (unknown model)",
@@ -27,7 +30,13 @@ COUNTERS: dict[str, str] = {
     "requests_unavailable_total": "requests refused because the spool is full (UNAVAILABLE / 503)",
     "requests_failed_total": "requests that failed with an internal error",
     "insert_errors_total": "failed inserts into the store (retried)",
+    "insert_rejections_total": "segments the store refused for their data (then split)",
     "segments_written_total": "spool segments inserted and deleted",
+    "writer_restarts_total": "times the writer recovered from a failure and started over",
+}
+#: counters with one label: name -> (label, help)
+LABELLED: dict[str, tuple[str, str]] = {
+    "spans_quarantined_total": ("reason", "spans set aside in spanledger_quarantine, by reason"),
 }
 
 
@@ -35,8 +44,10 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        #: gauges are read when scraped: name -> (help, function)
+        self._labelled: dict[str, dict[str, int]] = {name: {} for name in LABELLED}
+        #: gauges (and counters kept elsewhere) are read when scraped: name -> (help, function)
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self._counter_fns: dict[str, tuple[str, Callable[[], float]]] = {}
 
     def inc(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -45,23 +56,48 @@ class Metrics:
     def get(self, name: str) -> int:
         return self._values[name]
 
+    def inc_labelled(self, name: str, label_value: str, amount: int = 1) -> None:
+        with self._lock:
+            series = self._labelled[name]
+            series[label_value] = series.get(label_value, 0) + amount
+
+    def get_labelled(self, name: str) -> dict[str, int]:
+        with self._lock:
+            return dict(self._labelled[name])
+
     def gauge(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
         self._gauges[name] = (help_text, fn)
+
+    def counter(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
+        """A counter another object keeps (read when scraped)."""
+        self._counter_fns[name] = (help_text, fn)
 
     def render(self) -> str:
         lines: list[str] = []
         with self._lock:
             values = dict(self._values)
+            labelled = {name: dict(series) for name, series in self._labelled.items()}
         for name, help_text in COUNTERS.items():
             full = PREFIX + name
             lines += [f"# HELP {full} {help_text}", f"# TYPE {full} counter",
                       f"{full} {values[name]}"]
-        for name, (help_text, fn) in self._gauges.items():
+        for name, (label, help_text) in LABELLED.items():
             full = PREFIX + name
-            try:
-                value = float(fn())
-            except Exception:  # a scrape must not fail because one gauge did
-                continue
-            text = str(int(value)) if value.is_integer() else repr(value)
-            lines += [f"# HELP {full} {help_text}", f"# TYPE {full} gauge", f"{full} {text}"]
+            lines += [f"# HELP {full} {help_text}", f"# TYPE {full} counter"]
+            lines += [f'{full}{{{label}="{_escape(value)}"}} {count}'
+                      for value, count in sorted(labelled[name].items())]
+        for kind, table in (("counter", self._counter_fns), ("gauge", self._gauges)):
+            for name, (help_text, fn) in table.items():
+                full = PREFIX + name
+                try:
+                    value = float(fn())
+                except Exception:  # a scrape must not fail because one gauge did
+                    continue
+                text = str(int(value)) if value.is_integer() else repr(value)
+                lines += [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}",
+                          f"{full} {text}"]
         return "\n".join(lines) + "\n"
+
+
+def _escape(label_value: str) -> str:
+    return label_value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

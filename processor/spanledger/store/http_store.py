@@ -15,7 +15,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from spanledger.store.base import StoreError, StoreHandle, StoreUnavailable, dedup_settings
+from spanledger.store.base import (
+    Inserted,
+    StoreError,
+    StoreHandle,
+    StoreUnavailable,
+    dedup_settings,
+)
 from spanledger.store.url import StoreUrl
 from spanledger.store.values import normalize
 
@@ -99,23 +105,32 @@ class HttpStore(StoreHandle):
             raise _translate(exc, self.url) from exc
 
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        self._insert(table, data, dedup_settings(dedup_token))
+
+    def _insert(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
         self._check_writable()
         if data.num_rows == 0:
             return
         client = self._get_client()
         try:
-            client.insert_arrow(table, data, settings=dedup_settings(dedup_token))
+            client.insert_arrow(table, data, settings=settings)
         except Exception as exc:
             raise _translate(exc, self.url) from exc
 
     def insert_arrow_file(
-        self, table: str, path: str | Path, dedup_token: str | None = None
-    ) -> None:
-        """The server cannot see this machine's files: the rows travel in the request."""
-        self._check_writable()
+        self, table: str, path: str | Path, dedup_token: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Inserted:
+        """The server cannot see this machine's files: the rows travel in the request.
+
+        How many rows the table really gained is unknown here: the server's
+        summary (``written_rows``) counts rows that deduplication skipped and
+        every view's rows too, and other writers share the table.
+        """
         with pa.memory_map(str(path)) as source:
             data = pa.ipc.open_stream(source).read_all()
-        self.insert_arrow(table, data, dedup_token)
+        self._insert(table, data, {**dedup_settings(dedup_token), **(settings or {})})
+        return Inserted(data.num_rows, None)
 
     def close(self) -> None:
         with self._lock:

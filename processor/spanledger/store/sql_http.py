@@ -8,6 +8,16 @@ parameters, ``database``, X-ClickHouse-* headers) and relays the engine's
 own output bytes (Native, TabSeparated, JSON...). Anything but a read is
 refused with a ClickHouse-style error: ClickHouse's own parser decides (see
 ``sql_gate``), and what runs is the canonical text it judged.
+
+Reads must never starve the collector's writes. The embedded engine runs one
+statement at a time, so every query runs with a short ``max_execution_time``
+(the longest an insert waits behind it; inserts go before waiting reads, see
+:class:`~spanledger.store.chdb_store.EngineTurns`), a memory and a result cap;
+one query runs at a time and a bounded number wait for their turn, the rest are
+refused with 503 ``TOO_MANY_SIMULTANEOUS_QUERIES`` (clients retry). Results
+in row formats are streamed from the engine block by block, and a query whose
+client has gone away is cancelled at the next block (chdb cannot interrupt a
+block being computed: until the first block, ``max_execution_time`` bounds it).
 """
 
 from __future__ import annotations
@@ -17,10 +27,12 @@ import contextlib
 import hmac
 import logging
 import re
+import select
+import socket
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -37,6 +49,17 @@ _MAX_BODY = 16 * 1024 * 1024
 _CODE_RE = re.compile(r"Code:\s*(\d+)")
 _NAME_RE = re.compile(r"\(([A-Z_]+)\)\s*(?:\(version [^)]*\))?\s*\.?\s*$")
 
+#: formats whose output is the concatenation of its blocks' (no header, no footer):
+#: these stream from the engine (and can be cancelled between blocks)
+_STREAMABLE = frozenset({
+    "tabseparated", "tsv", "tabseparatedraw", "tsvraw", "csv", "native", "jsoneachrow",
+    "jsonlines", "ndjson", "jsoncompacteachrow", "rowbinary", "values",
+})  # fmt: skip
+#: only SELECTs stream (chdb refuses SHOW, DESCRIBE, EXPLAIN... as streaming queries)
+_SELECTS = ("SELECT", "WITH")
+_NOT_STREAMABLE = "Streaming query is not supported"
+TOO_MANY_QUERIES = 202
+_TOO_MANY_NAME = "TOO_MANY_SIMULTANEOUS_QUERIES"
 #: a page served beside the SQL interface: query parameters -> (status, content type, body)
 Page = Callable[[dict[str, str]], tuple[int, str, bytes]]
 #: what a page's answer may load: its own inline styles and images, nothing from elsewhere
@@ -64,10 +87,48 @@ def _http_status(code: int) -> int:
         return 403
     if code in (60, 81):  # UNKNOWN_TABLE, UNKNOWN_DATABASE
         return 404
+    if code == TOO_MANY_QUERIES:
+        return 503
     # syntax, bad arguments, unknown identifier / function / format, bad input
     if code in (62, 36, 47, 46, 73, 27):
         return 400
     return 500
+
+
+class Turns:
+    """One query at a time, at most ``max_queued`` waiting (each at most ``max_wait_s``)."""
+
+    def __init__(self, max_queued: int, max_wait_s: float) -> None:
+        self.max_queued = max_queued
+        self.max_wait_s = max_wait_s
+        self._cv = threading.Condition()
+        self.running = 0
+        self.waiting = 0
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._cv:
+            if self.running or self.waiting:
+                if self.waiting >= self.max_queued:
+                    raise RefusedQuery(
+                        f"Too many simultaneous queries: one runs, {self.waiting} wait "
+                        f"(the limit); retry later", TOO_MANY_QUERIES, _TOO_MANY_NAME)
+                self.waiting += 1
+                try:
+                    ready = self._cv.wait_for(lambda: not self.running, self.max_wait_s)
+                finally:
+                    self.waiting -= 1
+                if not ready:
+                    raise RefusedQuery(
+                        f"Too many simultaneous queries: waited {self.max_wait_s:g} s for a "
+                        f"turn; retry later", TOO_MANY_QUERIES, _TOO_MANY_NAME)
+            self.running = 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self.running = 0
+                self._cv.notify()
 
 
 class SqlHttpServer:
@@ -75,7 +136,8 @@ class SqlHttpServer:
 
     A query runs at most ``max_execution_time`` seconds, uses at most
     ``max_memory_mb`` of memory and returns at most ``max_result_mb``, so a
-    careless dashboard cannot stall or starve the collector that shares the engine.
+    careless dashboard cannot stall or starve the collector that shares the engine;
+    one runs at a time, ``max_queued`` may wait (see the module docstring).
     ``port=0`` picks a free port (see :attr:`port` / :attr:`url` after start()).
     With ``token`` set, a request must present it as the password (Basic auth,
     ``X-ClickHouse-Key`` or ``?password=``) or as ``Authorization: Bearer``.
@@ -90,9 +152,11 @@ class SqlHttpServer:
         host: str = "127.0.0.1",
         port: int = 8123,
         token: str | None = None,
-        max_execution_time: int = 60,
-        max_memory_mb: int = 512,
-        max_result_mb: int = 256,
+        max_execution_time: int = 10,
+        max_memory_mb: int = 256,
+        max_result_mb: int = 64,
+        max_queued: int = 16,
+        max_wait_s: float = 30,
         pages: Mapping[str, Page] | None = None,
     ) -> None:
         self.store = store
@@ -101,6 +165,9 @@ class SqlHttpServer:
         self.max_execution_time = max_execution_time
         self.max_memory_mb = max_memory_mb
         self.max_result_mb = max_result_mb
+        self.turns = Turns(max_queued, max_wait_s)
+        #: queries stopped because their client went away
+        self.cancelled = 0
         self.host = host
         self.port = port
         self.token = token
@@ -169,30 +236,79 @@ class SqlHttpServer:
             offered.append(params["password"])
         return any(hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
 
-    def run(self, sql: str, params: dict[str, str]) -> tuple[bytes, str]:
-        """Output bytes and format name of the read ``sql``; raises RefusedQuery/StoreError."""
+    def run(self, sql: str, params: dict[str, str],
+            cancelled: Callable[[], bool] | None = None) -> tuple[list[bytes], str]:
+        """Output blocks and format name of the read ``sql``; raises RefusedQuery/StoreError.
+
+        ``cancelled`` is asked between result blocks; when it says yes the query stops.
+        """
         database = params.get("database", "")
         if database not in ("", "default"):
             raise RefusedQuery(f"Database {database} does not exist", 81, "UNKNOWN_DATABASE")
         query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
-        read = self.gate.check(sql, query_params or None)
-        fmt = read.fmt or params.get("default_format") or DEFAULT_FORMAT
-        if fmt.lower() in _PYTHON_FORMATS:
-            raise RefusedQuery(f"Unknown output format {fmt}", 73, "UNKNOWN_FORMAT")
-        # The judged text has no SETTINGS of its own (the gate refuses them), so these are
-        # the only ones; readonly first: ClickHouse then refuses any later attempt to change
-        # settings.
+        with self.turns.turn():
+            read = self.gate.check(sql, query_params or None)
+            fmt = read.fmt or params.get("default_format") or DEFAULT_FORMAT
+            if fmt.lower() in _PYTHON_FORMATS:
+                raise RefusedQuery(f"Unknown output format {fmt}", 73, "UNKNOWN_FORMAT")
+            guarded = f"{read.text} SETTINGS {self._settings()}"
+            stream = getattr(self.store, "query_stream", None)
+            if (stream is not None and fmt.lower() in _STREAMABLE
+                    and read.text.lstrip("( ").upper().startswith(_SELECTS)):
+                try:
+                    return stream(guarded, fmt, query_params or None, cancelled,
+                                  self.max_result_mb * 1024 * 1024), fmt
+                except StoreError as exc:
+                    if exc.code == 394 and cancelled is not None and cancelled():
+                        self.cancelled += 1
+                        log.info("SQL front: query cancelled, its client went away")
+                    if not (exc.code == 36 and _NOT_STREAMABLE in str(exc)):
+                        raise
+            raw = getattr(self.store, "query_raw", None)
+            if raw is None:
+                raise StoreError("this store cannot relay raw query output")
+            data = raw(guarded, fmt, query_params or None)
+            if len(data) > self.max_result_mb * 1024 * 1024:
+                raise StoreError(
+                    f"Code: 396. DB::Exception: Limit for result exceeded, max bytes: "
+                    f"{self.max_result_mb} MiB, current bytes: {len(data) / 1048576:.2f} MiB. "
+                    f"(TOO_MANY_ROWS_OR_BYTES)")
+            return [data], fmt
+
+    def _settings(self) -> str:
+        """The only settings of a query (the gate refuses the query's own).
+
+        readonly first: ClickHouse then refuses any later attempt to change settings.
+        Sorting and grouping spill to disk past half the memory cap instead of failing.
+        """
         mb = 1024 * 1024
-        guarded = (
-            f"{read.text} SETTINGS readonly = 1, "
-            f"max_execution_time = {int(self.max_execution_time)}, "
-            f"max_memory_usage = {int(self.max_memory_mb) * mb}, "
-            f"max_result_bytes = {int(self.max_result_mb) * mb}, result_overflow_mode = 'throw'"
-        )
-        raw = getattr(self.store, "query_raw", None)
-        if raw is None:
-            raise StoreError("this store cannot relay raw query output")
-        return raw(guarded, fmt, query_params or None), fmt
+        memory = int(self.max_memory_mb) * mb
+        return (f"readonly = 1, max_execution_time = {int(self.max_execution_time)}, "
+                f"max_memory_usage = {memory}, "
+                f"max_bytes_before_external_group_by = {memory // 2}, "
+                f"max_bytes_before_external_sort = {memory // 2}, "
+                f"max_result_bytes = {int(self.max_result_mb) * mb}, "
+                f"result_overflow_mode = 'throw'")
+
+
+def client_gone(sock: socket.socket) -> bool:
+    """Has the peer closed ``sock``? (hung up, or readable with nothing to read)
+
+    ``poll``, not ``select``: a collector holds many files open, and ``select``
+    fails for descriptors past 1023. In doubt the answer is no: the query's
+    ``max_execution_time`` still bounds it.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
+        events = poller.poll(0)
+        if not events:
+            return False
+        if events[0][1] & (select.POLLHUP | select.POLLERR):
+            return True
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (OSError, ValueError):
+        return False
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:
@@ -269,11 +385,15 @@ def _make_handler(front: SqlHttpServer) -> type[BaseHTTPRequestHandler]:
                 self._reply(200, b"Ok.\n", "text/plain; charset=UTF-8")
                 return
             try:
-                data, fmt = front.run(sql, params)
+                blocks, fmt = front.run(sql, params, lambda: client_gone(self.connection))
             except RefusedQuery as exc:
-                self._fail(_http_status(exc.code), exc.code, exc.name, str(exc))
+                extra = {"Retry-After": "1"} if exc.code == TOO_MANY_QUERIES else None
+                self._fail(_http_status(exc.code), exc.code, exc.name, str(exc), extra)
                 return
             except StoreError as exc:
+                if exc.code == 394 and client_gone(self.connection):
+                    self.close_connection = True  # nobody to answer
+                    return
                 message = str(exc)
                 m = _CODE_RE.search(message)
                 code = int(m.group(1)) if m else 1000
@@ -281,7 +401,7 @@ def _make_handler(front: SqlHttpServer) -> type[BaseHTTPRequestHandler]:
                 self._fail(_http_status(code), code, n.group(1) if n else "UNKNOWN", message)
                 return
             content_type = _CONTENT_TYPES.get(fmt.lower(), "application/octet-stream")
-            self._reply(200, data, content_type, {"X-ClickHouse-Format": fmt})
+            self._reply(200, blocks, content_type, {"X-ClickHouse-Format": fmt})
 
         def _page(self, page: Page, query: str) -> None:
             params = dict(parse_qsl(query, keep_blank_values=True))
@@ -294,22 +414,31 @@ def _make_handler(front: SqlHttpServer) -> type[BaseHTTPRequestHandler]:
                             "text/plain; charset=UTF-8",
                             {"WWW-Authenticate": 'Basic realm="spanledger", charset="UTF-8"'})
                 return
-            status, content_type, body = page(params)
+            try:
+                with front.turns.turn():  # a page is one query in the front's queue
+                    status, content_type, body = page(params)
+            except RefusedQuery as exc:  # the queue is full: retry, like a SQL client
+                self._fail(_http_status(exc.code), exc.code, exc.name, str(exc),
+                           {"Retry-After": "1"})
+                return
             self._reply(status, body, content_type, _PAGE_HEADERS)
 
-        def _fail(self, status: int, code: int, name: str, message: str) -> None:
+        def _fail(self, status: int, code: int, name: str, message: str,
+                  extra: dict[str, str] | None = None) -> None:
             body = _error_body(code, name, message, front.version())
             self._reply(
                 status, body, "text/plain; charset=UTF-8",
-                {"X-ClickHouse-Exception-Code": str(code)},
+                {"X-ClickHouse-Exception-Code": str(code), **(extra or {})},
             )  # fmt: skip
 
         def _reply(
-            self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+            self, status: int, body: bytes | list[bytes], content_type: str,
+            extra: dict[str, str] | None = None,
         ) -> None:
+            blocks = body if isinstance(body, list) else [body]
             self.send_response(status)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(sum(len(b) for b in blocks)))
             self.send_header("X-ClickHouse-Server-Display-Name", "spanledger")
             self.send_header("X-ClickHouse-Query-Id", str(uuid.uuid4()))
             self.send_header("X-ClickHouse-Timezone", "UTC")
@@ -321,6 +450,7 @@ def _make_handler(front: SqlHttpServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(body)
+                for block in blocks:
+                    self.wfile.write(block)
 
     return Handler
