@@ -76,6 +76,7 @@ _COLS = (
 
 def fetch_metered(store: Store, period: Period) -> list[MeteredRow]:
     """Every priced and unpriced call of ``period``, summed per key."""
-    rest = (f"FROM llm_calls WHERE Status != 'aggregate' AND {day_filter(period)} "
+    rest = (f"FROM llm_calls WHERE Status NOT IN ('aggregate', 'duplicate') "
+            f"AND {day_filter(period)} "
             "GROUP BY Day, Provider, Model, Operation = 'embeddings', Status")
     return [MeteredRow(**r) for r in read_rows(store, _COLS, rest)]
