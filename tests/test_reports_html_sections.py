@@ -150,7 +150,7 @@ def test_sections_from_a_store_in_page_order_with_tool_and_vector_calls_apart(
     assert re.findall(r'<section id="([^"]+)">', html) == SECTIONS
     cards = re.findall(r'<div class="v[^"]*">([^<]*)</div><div class="k">([^<]*)</div>', html)
     assert {k: v for v, k in cards if "calls" in k or "queries" in k} == {
-        "LLM calls": "21", "tool calls": "1", "vector-database queries": "1",
+        "LLM calls": "21", "tool calls": "1", "vector-DB calls": "1",
         "unpriced calls": "1"}
     assert "$2.50 · triage · 45% waste" in html  # cost per ticket_resolved, from the views
     # a page about October, read in November: October is over, its forecast is its actual
