@@ -89,7 +89,7 @@ padding-bottom:4px} h3{font-size:14px;margin:20px 0 2px} .sub{color:#666;font-si
 .card .v{font-size:22px;font-weight:600} .card .k{font-size:12px;color:#666}
 .warn{color:#b00020} tr.warn td{color:#b00020;font-weight:600}
 table{border-collapse:collapse;font-size:12px;margin:8px 0;max-width:100%}
-th,td{padding:4px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+th,td{padding:4px 6px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} td.n,.nw{white-space:nowrap}
 td.id,.id{white-space:nowrap;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 td.t{overflow-wrap:break-word}
