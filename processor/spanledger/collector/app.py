@@ -90,7 +90,8 @@ class Collector:
         if replay:
             log.info("spool: replaying %d segment(s) left by a previous run", replay)
         self.writer = Writer(self.spool, self.store, self.metrics, workers=cfg.batch.workers,
-                             pricing=cfg.pricing.enabled, prices_file=cfg.pricing.prices)
+                             pricing=cfg.pricing.enabled, prices_file=cfg.pricing.prices,
+                             bounds=cfg.trust.bounds(), dedup_window=cfg.trust.dedup_window_spans)
         self.writer.start()
         self._gauges()
         if cfg.budgets.file:
