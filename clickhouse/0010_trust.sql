@@ -14,7 +14,7 @@
 --      future       dated more than 1 day after the insert (booked like a late span)
 --      before_1970  dated before the first day a Date holds (booked like a late span)
 --      duration     ends past 2262-04-11, the end of DateTime64(9)
---      tokens       a token count that is negative, not a number or above 1e9
+--      tokens       a token count that is negative, not a number or above 1e8
 --      cost         a cost that is negative, not finite or above 1,000,000 USD
 --    spanledger collector never stores such a span (it quarantines what is beyond its own,
 --    lower ceilings); these hard bounds are for writers that bypass it, and they are what
@@ -116,8 +116,8 @@ WITH
                 SpanAttributes['llm.token_count.completion_details.reasoning'],
             SpanAttributes['gen_ai.usage.details.reasoning_tokens']) AS OwnReasoning,
     mapContains(SpanAttributes, 'spanledger.usage.input_tokens') AS Normalized,
-    -- every token count a column is read from: a number in [0, 1e9] (or no number: 0)
-    arrayAll(t -> toFloat64OrZero(t) BETWEEN 0 AND 1e9, [
+    -- every token count a column is read from: a number in [0, 1e8] (or no number: 0)
+    arrayAll(t -> toFloat64OrZero(t) BETWEEN 0 AND 1e8, [
         OwnInput, OwnOutput, OwnCacheRead, OwnCacheWrite, OwnReasoning,
         SpanAttributes['anthropic.usage.cache_creation.ephemeral_1h_input_tokens'],
         SpanAttributes['spanledger.usage.input_tokens'],

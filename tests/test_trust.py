@@ -268,3 +268,32 @@ def test_a_closed_month_never_changes_and_the_next_shows_the_adjustment(
     assert f"late arrivals by the month they were dated in (2020-01: 1 calls" in notes
     assert f"{closed.label}: 1 calls" in notes
     assert "1 invalid spans are counted nowhere (future: 1)" in notes
+
+
+def test_period_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`spanledger period close|list|reopen` as a finance user runs them."""
+    from spanledger.cli.main import main
+
+    url = f"chdb://{tmp_path / 'store'}"
+    open_store(url, migrate=True).close()
+    today = utc_today()
+    last = f"{today.replace(day=1) - dt.timedelta(days=1):%Y-%m}"
+    assert main(["period", "list", "--url", url]) == 0
+    assert "no month was ever closed" in capsys.readouterr().out
+    assert main(["period", "close", last, "--url", url, "--by", "ana", "--note", "sent"]) == 0
+    out = capsys.readouterr().out
+    assert f"{last} closed (" in out and "by ana): 0 calls, 0.00 USD, frozen" in out
+    assert main(["period", "close", last, "--url", url]) == 0
+    assert f"{last} already closed" in capsys.readouterr().out
+    assert main(["period", "close", f"{today:%Y-%m}", "--url", url]) == 2
+    assert "has not ended yet" in capsys.readouterr().err
+    assert main(["period", "list", "--url", url]) == 0
+    out = capsys.readouterr().out
+    assert f"{last}  closed" in out and "ana" in out and "sent" in out
+    assert f"open period starts {today.replace(day=1)}" in out
+    assert main(["period", "reopen", last, "--url", url]) == 2
+    assert "repeat with --confirm" in capsys.readouterr().err
+    assert main(["period", "reopen", last, "--url", url, "--confirm"]) == 0
+    capsys.readouterr()
+    assert main(["period", "list", "--url", url]) == 0
+    assert "open period starts 1970-01-01" in capsys.readouterr().out

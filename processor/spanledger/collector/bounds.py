@@ -37,7 +37,7 @@ USAGE_OUT_OF_BOUNDS = "usage_out_of_bounds"
 COST_OUT_OF_BOUNDS = "cost_out_of_bounds"
 
 #: the schema's hard bounds (clickhouse/0010_trust.sql): per token count and per cost
-SCHEMA_MAX_TOKENS = 1_000_000_000
+SCHEMA_MAX_TOKENS = 100_000_000
 SCHEMA_MAX_COST_USD = 1_000_000
 
 DEFAULT_MAX_TOKENS = 10_000_000
