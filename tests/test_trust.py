@@ -176,6 +176,27 @@ def test_the_collector_reprices_and_flags_a_disagreeing_service(store: Store,
     assert row["difference"] == Decimal(5) - true_cost
     spend = build_spend_report(store, SpendOptions(period=period, dims=("team",)))
     assert any(n.startswith("1 calls came with a cost of their own") for n in spend.notes)
+    assert _grafana_trust_panel(store) == [("victim-svc", 3, 1, 0, Decimal(0))]
+
+
+def _grafana_trust_panel(store: Store) -> list[tuple[object, ...]]:
+    """The spend dashboard's disagreements panel, as Grafana would run it (last 30 days)."""
+    from support.deploy import (
+        GrafanaContext,
+        all_values,
+        dashboard_files,
+        expand_grafana,
+        iter_panels,
+        load_dashboard,
+    )
+
+    dash = next(load_dashboard(p) for p in dashboard_files() if p.name == "spanledger-spend.json")
+    (panel,) = [p for p in iter_panels(dash)
+                if p["title"] == "Reported cost disagreements and late arrivals"]
+    now = dt.datetime.now(dt.UTC)
+    ctx = GrafanaContext(time_from=now - dt.timedelta(days=30),
+                         time_to=now + dt.timedelta(hours=1), all_selected=all_values(dash))
+    return store.query(expand_grafana(panel["targets"][0]["rawSql"], ctx))
 
 
 def test_claims_that_would_hide_a_call_are_rejected(store: Store, tmp_path: Path) -> None:
@@ -265,9 +286,10 @@ def test_a_closed_month_never_changes_and_the_next_shows_the_adjustment(
     assert row["late_cost"] == adjustment.late_cost
     notes = " | ".join(report.notes)
     assert "adjustment: 2 late calls" in notes
-    assert f"late arrivals by the month they were dated in (2020-01: 1 calls" in notes
+    assert "late arrivals by the month they were dated in (2020-01: 1 calls" in notes
     assert f"{closed.label}: 1 calls" in notes
     assert "1 invalid spans are counted nowhere (future: 1)" in notes
+    assert _grafana_trust_panel(store)[0][3] == 2  # late calls, on the dashboard too
 
 
 def test_period_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
