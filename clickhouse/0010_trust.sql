@@ -125,7 +125,11 @@ WITH
         SpanAttributes['spanledger.usage.cache_read_tokens'],
         SpanAttributes['spanledger.usage.cache_write_tokens'],
         SpanAttributes['spanledger.usage.cache_write_1h_tokens'],
-        SpanAttributes['spanledger.usage.reasoning_tokens']]) AS TokensInBounds,
+        SpanAttributes['spanledger.usage.reasoning_tokens']])
+        -- and the input column itself, where it adds the cache to the input count
+        AND (NOT InputWithoutCache OR Normalized OR toFloat64OrZero(OwnInput)
+             + toFloat64OrZero(OwnCacheRead) + toFloat64OrZero(OwnCacheWrite) <= 1e8)
+        AS TokensInBounds,
     -- every cost a column is read from: a finite number in [0, 1e6] USD (or no number: 0)
     arrayAll(c -> toFloat64OrZero(c) BETWEEN 0 AND 1e6, [
         SpanAttributes['gen_ai.usage.cost'],

@@ -57,17 +57,24 @@ def test_values_past_the_hard_bounds_are_invalid_and_the_bounds_counted(store: S
         span("4" * 32, team="made-up", status="free", start=NOW),
         span("5" * 32, team="no-usage", status="no_usage", start=NOW),
     ]
+    # an instrumentation whose input excludes the cache: the column adds them up
+    half = SCHEMA_MAX_TOKENS // 2 + 1
+    for team, cache in (("bedrock-over", half), ("bedrock-at", half - 2)):
+        row = span("6" * 32, team=team, input_tokens=half, cache_read=cache, cost=Decimal(1),
+                   start=NOW)
+        row["ScopeName"] = "opentelemetry.instrumentation.bedrock"
+        rows.append(row)
     store.insert_arrow("otel_traces", batch(rows), "bounds")
 
     assert _invalid(store) == {"tokens-over": "tokens", "cost-over": "cost", "cost-nan": "cost",
                                "cost-negative": "cost", "tokens-negative": "tokens",
-                               "future": "future"}
+                               "future": "future", "bedrock-over": "tokens"}
     daily = {team: (calls, inp, str(cost)) for team, calls, inp, cost in store.query(
         "SELECT Team, sum(Calls), sum(InputTokens), toString(sum(Cost)) FROM llm_cost_daily "
         "GROUP BY Team")}
     assert daily == {"tokens-at": (1, edge, "1"), "cost-at": (1, 100, "1000000"),
                      "tomorrow": (1, 100, "1"), "made-up": (1, 100, "0"),
-                     "no-usage": (1, 100, "0")}
+                     "no-usage": (1, 100, "0"), "bedrock-at": (1, edge, "1")}
     # a status spanledger does not write, or no_usage on a call: re-derived, flagged
     assert sorted(store.query("SELECT Team, Status, ClaimRejected FROM llm_calls "
                               "WHERE ClaimRejected != ''")) == [
