@@ -37,12 +37,14 @@ from spanledger.reports.queries import (
     DailyRow,
     SpendRow,
     TraceRow,
+    UnverifiedSpend,
     fetch_daily,
     fetch_spend,
     fetch_traces,
+    fetch_unverified,
     missing_rollups,
 )
-from spanledger.reports.spend import SpendOptions, spend_report
+from spanledger.reports.spend import SpendOptions, spend_report, unverified_note
 from spanledger.reports.tabular import UNPRICED, Report
 from spanledger.reports.traces import traces_report
 from spanledger.store.base import Store
@@ -92,6 +94,8 @@ class HtmlData:
     #: ``report budgets`` and ``report anomalies``, built by the caller (spanledger.budgets)
     budget_status: Report | None = None
     anomalies: Report | None = None
+    #: spend stored as (unverified): its collector token may not claim its attribution
+    unverified: UnverifiedSpend | None = None
 
 
 def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = None,
@@ -115,7 +119,7 @@ def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = N
             store, Period(wow_end - dt.timedelta(days=13), wow_end), "feature", env),
         wow_end=wow_end, generated=dt.datetime.now(dt.UTC), today=today, env=env, top=top,
         budgets=budgets, budget_spend=budget_spend, budget_status=budget_status,
-        anomalies=anomalies)
+        anomalies=anomalies, unverified=None if empty else fetch_unverified(store, period, env))
 
 
 def render_html(data: HtmlData) -> str:
@@ -123,6 +127,8 @@ def render_html(data: HtmlData) -> str:
     period, rows, env = data.period, data.spend, data.env
     by_team = spend_report(_regroup(rows, 0), SpendOptions(period, ("team",), env=env))
     by_feature = spend_report(rows, SpendOptions(period, ("team", "feature"), env=env))
+    if data.unverified is not None and data.unverified.calls:
+        by_team.notes.append(unverified_note(data.unverified))
     top_traces = traces_report(data.traces, period, data.top)
     budget_html = ('<p class="note">No budgets file given (spanledger report html '
                    '--budgets FILE).</p>')
@@ -143,7 +149,7 @@ def render_html(data: HtmlData) -> str:
 <h1>LLM spend {escape(period.label)}</h1>
 <p class="sub">{period.start} to {period.end} (UTC){scope} · generated
 {data.generated:%Y-%m-%d %H:%M} UTC by spanledger · actual prices at call time</p>
-<div class="cards">{_cards(rows, len(data.traces))}</div>
+<div class="cards">{_cards(rows, len(data.traces), data.unverified)}</div>
 <h2>Spend over time</h2>
 <div class="chart">{spend_over_time_chart(data.daily, period)}</div>
 <h2>Week over week by feature</h2>
@@ -166,7 +172,7 @@ def render_html(data: HtmlData) -> str:
 """
 
 
-def _cards(rows: list[SpendRow], traces: int) -> str:
+def _cards(rows: list[SpendRow], traces: int, unverified: UnverifiedSpend | None = None) -> str:
     """The headline numbers; unpriced calls and untagged spend in red when there are any.
 
     LLM calls, tool calls and vector-database calls are counted apart; spend is "unpriced"
@@ -192,6 +198,9 @@ def _cards(rows: list[SpendRow], traces: int) -> str:
     ]
     if duplicates:
         cards.append(("duplicate spans (counted once)", f"{duplicates:,}", ""))
+    if unverified is not None and unverified.calls:
+        cards.append((f"unverified spend ({unverified.calls:,} calls its token may not "
+                      "attribute)", svg.usd_label(unverified.cost), "warn"))
     return "".join(f'<div class="card"><div class="v {cls}">{escape(v)}</div>'
                    f'<div class="k">{escape(k)}</div></div>' for k, v, cls in cards)
 
