@@ -32,6 +32,9 @@ E2E = (
     "test_processor_setup.py::test_zero_code_opentelemetry_instrument",
     "test_processor_setup.py::test_configure_one_liner_honours_otel_env",
     "test_reports_html.py::test_html_renders_bars_in_chromium",
+    "test_outcomes.py::test_an_outcome_recorded_in_another_process_lands_on_the_run",
+    "test_reports_html_browser.py",
+    "test_demo_serve.py",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from support.reports import llm_span, load_store, october_spans, run_cli
@@ -26,9 +27,12 @@ def test_html_has_budget_states_and_anomalies(tmp_path: Path) -> None:
     assert "support" in budgets_part and "18.50" in budgets_part and "115.6%" in budgets_part
     assert "&gt;= 100%" in budgets_part and "team=support" in budgets_part
     assert "keys no monthly budgets by report group" in html  # no `by`: no burn chart
-    assert html.count("<svg") == 4  # per day, per feature, traces, unpriced
+    sections = dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', html, re.S))
+    charts = ("over-time", "by-feature", "top-runs", "unpriced")  # per day, per feature, ...
+    assert sum(sections[s].count("<svg") for s in charts) == 4
+    assert "<svg" not in sections["budgets"]  # no `by`: no burn chart
     anomalies = html[html.index("<h2>Anomalies</h2>"):]
     # the loop's day against a month of (mostly zero) support spend: a spike, per dimension
     for series in ("support", "chat", "gpt-4o"):
-        assert f"<td class=\"\">{series}</td><td class=\"\">2026-10-30</td>" in anomalies
-    assert anomalies.count("<td class=\"\">spike</td>") == 4  # team, feature, model, customer
+        assert f"<td class=\"t\">{series}</td><td class=\"id\">2026-10-30</td>" in anomalies
+    assert anomalies.count("<td class=\"t\">spike</td>") == 4  # team, feature, model, customer

@@ -61,6 +61,19 @@ QUERIES = {
     "gpt4o": "SELECT InputTokens, OutputTokens, CacheReadTokens, toString(Cost), Timestamp "
              "FROM llm_calls WHERE Model = 'gpt-4o' AND Status = 'priced' LIMIT 5",
     "services": "SELECT DISTINCT ServiceName FROM llm_calls",
+    # outcomes per run, with the run's own feature (from its LLM calls) beside them
+    "outcomes": """
+        SELECT o.RunTraceId, o.Name, o.Outcomes, r.Feature, r.Calls, w.OwnTrace
+        FROM (SELECT RunTraceId, Name, sum(Outcomes) AS Outcomes FROM outcomes_by_trace
+              GROUP BY RunTraceId, Name) AS o
+        LEFT JOIN (SELECT TraceId, max(Feature) AS Feature, sum(Calls) AS Calls
+                   FROM llm_cost_by_trace GROUP BY TraceId) AS r ON o.RunTraceId = r.TraceId
+        LEFT JOIN (SELECT SpanAttributes['spanledger.outcome.trace_id'] AS Named,
+                          any(TraceId) AS OwnTrace, any(ServiceName) AS Service
+                   FROM otel_traces WHERE Named != '' GROUP BY Named) AS w
+          ON o.RunTraceId = w.Named""",
+    "outcome_spans": "SELECT count(), countIf(SpanAttributes['spanledger.team'] != '') "
+                     "FROM otel_traces WHERE SpanAttributes['spanledger.outcome.name'] != ''",
 }
 
 
@@ -231,6 +244,41 @@ def test_month_end_close_finds_exactly_the_injected_differences(demo: DemoRun) -
     assert all(Decimal(r["unexplained"]) == 0 for r in rows if r["unexplained"] is not None)
     legacy = [r for r in rows if r["reason"].startswith("not metered")]
     assert legacy and {r["model"] for r in legacy} == {"gpt-4o-mini-2024-07-18"}
+
+
+def test_outcomes_land_on_their_runs_and_the_runaway_produced_none(demo: DemoRun) -> None:
+    rows = demo.rows["outcomes"]
+    names = {name: feature for _, name, _, feature, _, _ in rows if feature}
+    assert {"ticket_resolved": "ticket-triage", "conversation_resolved": "support-chat",
+            "conversion": "email-drafts"}.items() <= names.items()
+    # every outcome names a run that made LLM calls: the views joined them by trace id
+    assert all(calls for *_, calls, _ in rows)
+    # conversions come from a CRM webhook in a trace of its own, naming the sales run
+    conversions = [r for r in rows if r[1] == "conversion"]
+    for run, _, _, feature, _, own in conversions:
+        assert feature == "email-drafts" and own and own != run
+    runaway = max(demo.rows["traces"], key=lambda t: Decimal(t[4]))[0]
+    assert runaway not in {r[0] for r in rows}  # the agent loop resolved nothing: waste
+    spans, attributed = demo.rows["outcome_spans"][0]
+    assert spans == sum(r[2] for r in rows)
+    assert attributed == spans - len(conversions)  # the webhook knows only the customer
+
+
+def test_prints_cost_per_outcome_and_customer_margins(demo: DemoRun) -> None:
+    out = demo.run.stdout
+    assert "== Cost per outcome" in out and "== Unit economics per customer" in out
+    section = out[out.index("== Cost per outcome"):out.index("== Unit economics")]
+    assert re.search(r"^support\s+ticket-triage\s+ticket_resolved\s", section, re.MULTILINE)
+    assert "(none recorded)" in section  # features that record no outcome
+    customers = out[out.index("== Unit economics"):out.index("== Month-end close")]
+    # the shipped revenue file: margins per customer, the free pilot flagged at any size
+    assert re.search(r"^soylent\s.*AI cost, no revenue$", customers, re.MULTILINE)
+    assert "margin after AI" in customers and "demo-revenue.yaml" in customers
+    html = Path(re.search(r"^HTML report: (.+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    text = html.read_text(encoding="utf-8")
+    for section_id in ("cost-per-outcome", "customers", "drill-down", "forecast", "call-kinds"):
+        assert f'<section id="{section_id}">' in text
+    assert "AI cost, no revenue" in text
 
 
 def test_second_run_refuses_without_reset(demo: DemoRun) -> None:

@@ -10,6 +10,7 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+from spanledger import semconv
 from spanledger.demo.provider_bills import Terms, Usage, write_exports
 from spanledger.reconcile.compare import Row
 from spanledger.reconcile.report import ReconcileOptions, Result, reconcile
@@ -163,9 +164,12 @@ def test_call_cost_matches_catalog_list_price() -> None:
     assert sum(parts, D(0)) == (976 * D("0.15") + 1024 * D("0.075") + 300 * D("0.6")) / 10**6
 
 
-def test_legacy_spans_whose_input_excludes_the_cache_are_read_as_the_pricing_reads_them(
+def test_spans_whose_input_excludes_the_cache_are_read_as_the_pricing_normalized_them(
         tmp_path: Path) -> None:
-    """input_tokens 800 beside 1,500 cache reads: the old convention (input without cache)."""
+    """An instrumentation that reports input WITHOUT the cache (openlit's anthropic spans,
+    bedrock converse): 800 beside 1,500 cache reads. Its convention says so, and the
+    processor writes the normalized usage (input with the cache) beside it; reconcile reads
+    that, so the bill's 800 uncached tokens tie out (no "cache > input" guess anywhere)."""
     c = _mini(n=1, input=800, cache_read=1500)
     parts = call_cost(c, DAY)
     assert parts is not None
@@ -173,6 +177,9 @@ def test_legacy_spans_whose_input_excludes_the_cache_are_read_as_the_pricing_rea
                    model="gpt-4o-mini", input_tokens=800, output_tokens=300,
                    cache_read_tokens=1500, cost=str(sum(parts)),
                    parts=tuple(str(p) for p in parts))
+    row["SpanAttributes"].update({
+        semconv.USAGE_INPUT: "2300", semconv.USAGE_OUTPUT: "300",
+        semconv.USAGE_CACHE_READ: "1500", semconv.USAGE_CACHE_WRITE: "0"})
     res = _run(tmp_path, [row], [_usage(c)])
     assert {r.token_type: (r.metered.all_tokens, r.reason) for r in res.rows} == {
         "input": (800, ""), "cache_read": (1500, ""), "output": (300, "")}

@@ -43,10 +43,21 @@ def report(tmp_path: Path) -> Path:
     return out
 
 
+def section_bodies(html: str) -> dict[str, str]:
+    """Each ``<section id=...>`` of the page: its id and its HTML."""
+    return dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', html, re.S))
+
+
+#: the charts the report had before the unit-economics sections: per day, per feature,
+#: traces, unpriced, budget burn (the new sections are checked in test_reports_html_*.py)
+CHART_SECTIONS = ("over-time", "by-feature", "top-runs", "unpriced", "budgets")
+
+
 def test_html_is_self_contained_and_shows_the_numbers(report: Path) -> None:
     html = report.read_text()
     assert not re.search(r"<script|<link|src=\"http|href=\"http|@import", html)
-    assert html.count("<svg") == 5  # per day, per feature, traces, unpriced, budget burn
+    sections = section_bodies(html)
+    assert sum(sections[s].count("<svg") for s in CHART_SECTIONS) == 5
     for text in ("Spend by team per day, 2026-10", "legend (period total)", "support $14.00",
                  "search $1.80", "(unattributed) $0.2000", "openai/mystery-1",
                  "1 calls, 770 tokens", "x5.0 cost, x5.0 calls", "HARD STOP (120%)",
@@ -75,7 +86,8 @@ def test_write_html_report_api(tmp_path: Path) -> None:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_html_renders_bars_in_chromium(report: Path, tmp_path: Path) -> None:
     dom = headless("--dump-dom", report.as_uri(), profile=tmp_path / "profile").stdout
-    bars = re.findall(r'<rect class="bar" [^>]*width="([\d.]+)" height="([\d.]+)"', dom)
+    charts = "".join(section_bodies(dom)[s] for s in CHART_SECTIONS)
+    bars = re.findall(r'<rect class="bar" [^>]*width="([\d.]+)" height="([\d.]+)"', charts)
     assert len(bars) >= 10
     sized = [b for b in bars if float(b[0]) > 0 and float(b[1]) > 0]
     # per day: 6 priced segments (1st, 2nd, 3rd, 4th, 6th, 10th; the 5th has only the

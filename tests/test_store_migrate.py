@@ -22,7 +22,8 @@ FILES = sorted(data_dir("clickhouse").glob("*.sql"))
 NAMES = [f.stem for f in FILES]
 #: tables created through the engine placeholders (each gets a replicated path or a dedup window)
 ENGINE_TABLES = sum(f.read_text().count("${DEDUP_SETTING}") for f in FILES)
-PUBLIC_TABLES = ["otel_traces", "llm_calls", "llm_cost_by_trace", "llm_cost_daily"]
+PUBLIC_TABLES = ["otel_traces", "llm_calls", "llm_cost_by_trace", "llm_cost_daily",
+                 "outcomes_daily", "outcomes_by_trace"]
 
 
 def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
@@ -38,7 +39,8 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
             "SELECT name FROM system.tables WHERE database = currentDatabase()"
         )}
         assert set(PUBLIC_TABLES) <= tables
-        assert {"llm_calls_mv", "llm_cost_by_trace_mv", "llm_cost_daily_mv"} <= tables
+        assert {"llm_calls_mv", "llm_cost_by_trace_mv", "llm_cost_daily_mv", "outcomes_daily_mv",
+                "outcomes_by_trace_mv"} <= tables
     finally:
         store.close()
     with migrated_store(tmp_path / "new" / "dir") as again:  # reopen: still up to date
@@ -56,6 +58,8 @@ def test_ttl_days_renders_ttl_clauses(tmp_path: Path) -> None:
     assert "TTL Day + toIntervalDay(30)" in ddl["llm_calls"]
     assert "TTL toDateTime(Start) + toIntervalDay(30)" in ddl["llm_cost_by_trace"]
     assert "TTL" not in ddl["llm_cost_daily"]  # the daily rollup is kept for finance
+    assert "TTL LastDay + toIntervalDay(30)" in ddl["outcomes_by_trace"]
+    assert "TTL" not in ddl["outcomes_daily"]
 
 
 def test_cluster_rendering() -> None:
@@ -69,7 +73,7 @@ def test_cluster_rendering() -> None:
         "Distributed", "ReplicatedAggregatingMergeTree", "ReplicatedMergeTree",
         "ReplicatedSummingMergeTree",
     ]
-    assert ENGINE_TABLES >= 4
+    assert ENGINE_TABLES >= 6
     assert text.count("'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'") == (
         ENGINE_TABLES)
     for table in PUBLIC_TABLES:
@@ -81,10 +85,12 @@ def test_cluster_rendering() -> None:
         assert f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER prod" in text
     # materialized views read and write the local tables, never the Distributed ones
     views = [s for s in statements if "MATERIALIZED VIEW" in s]
-    # three views, created by 0002-0004 and recreated by 0006 (DROP VIEW ... ON CLUSTER first)
+    # three views, created by 0002-0004 and recreated by 0006 (DROP VIEW ... ON CLUSTER first),
+    # and the two outcome views of 0009
     names = [re.search(r"VIEW IF NOT EXISTS (\w+)", v).group(1) for v in views]  # type: ignore[union-attr]
-    assert sorted(set(names)) == ["llm_calls_mv", "llm_cost_by_trace_mv", "llm_cost_daily_mv"]
-    assert len(views) == 6
+    assert sorted(set(names)) == ["llm_calls_mv", "llm_cost_by_trace_mv", "llm_cost_daily_mv",
+                                  "outcomes_by_trace_mv", "outcomes_daily_mv"]
+    assert len(views) == 8
     drops = [s for s in statements if s.startswith("DROP VIEW")]
     assert len(drops) == 3 and all(" ON CLUSTER prod" in s for s in drops)
     # new columns go to the shard-local table AND its Distributed table

@@ -8,7 +8,7 @@ collector's own token stamp, with a cost of its own. After all of it the victim'
 totals are exactly its own call; every attempt is stored as ``(unverified)`` with the
 claim and the sending token beside it, counted on /metrics and shown by
 ``spanledger report spend``. Read tokens open the SQL front and /budgets/state, write
-tokens do not, and read tokens cannot send spans.
+tokens do not (the live /report page included), and read tokens cannot send spans.
 """
 
 from __future__ import annotations
@@ -254,6 +254,9 @@ def test_read_and_write_tokens_open_different_doors(collector: RunningCollector)
         finally:
             if client is not None:
                 client.close()
+    report = collector.endpoints["report"]  # the live report page, on the SQL front
+    assert get(f"{report}?token={FINOPS}") == 200 and get(report, FINOPS) == 200
+    assert get(f"{report}?token={SUPPORT}") == 401 and get(report) == 401
     state = collector.endpoints["budgets_state"]
     assert wait_for(lambda: get(state, FINOPS) == 200)
     assert get(state, SHARED) == 200

@@ -6,6 +6,8 @@ Public API:
 - :func:`attribute` (context manager / decorator) puts team, feature, customer,
   user and cost_center into W3C baggage so every span below is attributed.
 - :class:`CostSpanProcessor` for users who build their own provider.
+- :func:`outcome` records a business outcome (a resolved ticket, a conversion) on the
+  current run, or on the run whose trace id it is given, for cost per outcome.
 - :func:`guard` (context manager / decorator) limits what one agent run may
   spend: :class:`BudgetExceeded` is raised before the call that would pass it.
 - :func:`watch_budgets` applies the budgets file's run limits and hard stops,
@@ -20,19 +22,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["BudgetExceeded", "CostSpanProcessor", "attribute", "configure", "guard",
+__all__ = ["BudgetExceeded", "CostSpanProcessor", "attribute", "configure", "guard", "outcome",
            "watch_budgets"]
 
 if TYPE_CHECKING:
     from spanledger.processor.attribution import attribute
     from spanledger.processor.cost_processor import CostSpanProcessor
     from spanledger.processor.guard import BudgetExceeded, guard, watch_budgets
+    from spanledger.processor.outcome import outcome
     from spanledger.processor.setup import configure
 
 _LAZY = {
     "attribute": "spanledger.processor.attribution",
     "CostSpanProcessor": "spanledger.processor.cost_processor",
     "configure": "spanledger.processor.setup",
+    "outcome": "spanledger.processor.outcome",
     "guard": "spanledger.processor.guard",
     "BudgetExceeded": "spanledger.processor.guard",
     "watch_budgets": "spanledger.processor.guard",

@@ -84,6 +84,18 @@ PRICE_TIER = "spanledger.price.tier"
 #: which usage convention the span was read with (pricing/conventions.py)
 CONVENTION = "spanledger.convention"
 
+# --- business outcomes (``spanledger.outcome(...)``: one small span per outcome) ----
+#: what was achieved: ``ticket_resolved``, ``conversion``, ... (its presence marks the span)
+OUTCOME_NAME = "spanledger.outcome.name"
+#: how many / how much of it (a number, never money; default 1)
+OUTCOME_VALUE = "spanledger.outcome.value"
+#: the run (trace id, 32 lowercase hex) the outcome is counted for, when it was recorded
+#: in another trace (a webhook, a CRM sync); absent: the outcome span's own trace
+OUTCOME_TRACE_ID = "spanledger.outcome.trace_id"
+#: name of the outcome span (``outcome ticket_resolved``) and of its tracer
+OUTCOME_SPAN_PREFIX = "outcome "
+OUTCOME_TRACER = "spanledger.outcome"
+
 # --- GenAI semantic conventions we read (current first, then legacy) -------
 PROVIDER = ("gen_ai.provider.name", "gen_ai.system")
 OPERATION = "gen_ai.operation.name"

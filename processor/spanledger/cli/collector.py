@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--spool-dir", help="directory of the on-disk spool")
     p.add_argument("--workers", type=int, help="conversion processes (0: in-thread)")
     p.add_argument("--prices", metavar="FILE", help="price overrides YAML")
+    p.add_argument("--revenue", metavar="FILE",
+                   help="revenue per customer (YAML or CSV) for the live /report page's margins")
     p.set_defaults(func=run)
 
 
@@ -74,11 +76,18 @@ def build_config(args: argparse.Namespace) -> CollectorConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spanledger.cli.report import budget_sections
     from spanledger.collector.app import Collector
+    from spanledger.reports.budgets import load_budget_file
+    from spanledger.reports.live import live_renderer
+    from spanledger.reports.revenue import load_revenue
     from spanledger.store.url import parse_url
 
     cfg = build_config(args)
     parse_url(cfg.clickhouse.url)  # a bad URL fails before any port is bound (cli.main: exit 2)
+    revenue = load_revenue(args.revenue) if args.revenue else None
+    # the live page shows the budget states and anomalies too (the budgets file, if any)
+    extras = budget_sections(load_budget_file(cfg.budgets.file) if cfg.budgets.file else None)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -86,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    collector = Collector(cfg)
+    # the live /report page on the SQL front (the collector layer does not import reports)
+    collector = Collector(cfg, report=live_renderer(revenue, extras))
     try:
         collector.start()
     except OSError as exc:

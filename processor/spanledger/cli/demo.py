@@ -21,8 +21,12 @@ what it does:
   through the real OpenAI and Anthropic clients and their OpenTelemetry
   instrumentations against a local stub provider, with spanledger's
   CostSpanProcessor, exporting over OTLP; traces are backdated over --days.
-  Then it prints spend by team and feature and the top traces, and writes an
-  HTML report. Prices: genai-prices plus collector-config/demo-prices.yaml.
+  The services record outcomes (resolved tickets, accepted answers, conversions a
+  CRM webhook reports later). Then it prints spend by team and feature, the top
+  traces, cost per outcome and unit economics per customer (revenue:
+  collector-config/demo-revenue.yaml), and writes an HTML report. Prices:
+  genai-prices plus collector-config/demo-prices.yaml. With --serve it keeps
+  the collector running with its live /report page until Ctrl-C.
 """
 
 
@@ -48,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--html", metavar="FILE", help="HTML report path "
                                                   "(default ./spanledger-report-demo.html)")
     p.add_argument("--quiet", action="store_true", help="do not print the reports")
+    p.add_argument("--serve", action="store_true",
+                   help="afterwards, keep serving the live report (/report, with period, team "
+                        "and feature pickers) until Ctrl-C; the URL is printed")
+    p.add_argument("--serve-port", type=int, default=0,
+                   help="port of the live report and SQL front (default: any free port)")
     p.set_defaults(func=run)
 
 
@@ -58,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     url = f"chdb://{args.store}" if args.store else args.url
     opts = DemoOptions(calls=calls, days=args.days, seed=args.seed, workers=args.workers,
                        url=url, reset=args.reset, html=Path(args.html) if args.html else None,
-                       show_reports=not args.quiet)
+                       show_reports=not args.quiet, serve=args.serve,
+                       serve_port=args.serve_port)
     try:
         run_demo(opts)
     except DemoError as exc:

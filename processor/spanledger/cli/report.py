@@ -1,5 +1,5 @@
-"""``spanledger report spend|traces|gpu|budgets|anomalies|html``: showback, chargeback,
-agent runs, GPU pools, budgets and anomalies.
+"""``spanledger report spend|traces|gpu|unit-economics|budgets|anomalies|html``: showback,
+chargeback, agent runs, GPU pools, cost per outcome and per customer, budgets and anomalies.
 
 Flags are validated before the store is opened, so a typo costs nothing and
 is reported as one line with exit code 2. The store is opened read-only: a
@@ -13,10 +13,10 @@ import argparse
 import dataclasses
 import datetime as dt
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spanledger.errors import UsageError
 from spanledger.reports.chargeback import DEFAULT_MARKUP, UNATTRIBUTED
@@ -26,6 +26,9 @@ from spanledger.reports.queries import DIMENSIONS, parse_dimensions
 from spanledger.reports.spend import MODELS
 from spanledger.reports.tabular import Report
 from spanledger.store.base import Store
+
+if TYPE_CHECKING:
+    from spanledger.reports.budgets import BudgetFile
 
 T = TypeVar("T")
 
@@ -147,6 +150,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     gpu.add_argument("--by", help="comma-separated group dimensions (default team)")
     gpu.set_defaults(func=run_gpu)
 
+    units = sub.add_parser(
+        "unit-economics", help="cost per outcome by feature; per customer, margin on revenue",
+        epilog=UNIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_flags(units)
+    units.add_argument("--by", choices=("feature", "customer"), default=None,
+                       help="feature: cost per outcome and waste (default); customer: AI cost, "
+                            "active users, revenue and margin (default with --revenue)")
+    units.add_argument("--team", help=f"only this team ({UNATTRIBUTED!r} for untagged)")
+    units.add_argument("--feature", help=f"only this feature ({UNATTRIBUTED!r} for untagged)")
+    units.add_argument("--revenue", metavar="FILE",
+                       help="revenue per customer, YAML or CSV (--by customer)")
+    units.add_argument("--threshold", metavar="PERCENT",
+                       help="flag customers whose AI cost is >= this %% of their revenue "
+                            "(default: the file's threshold_percent, else 20)")
+    units.set_defaults(func=run_unit_economics)
+
     budgets = sub.add_parser(
         "budgets", help="every budget: spent, forecast, thresholds reached, alerts sent",
         description="State of every budget of the file in its current period: spend so far, "
@@ -177,9 +196,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     html.add_argument("--by", default=None,
                       help="dimensions the budgets file is keyed by (default: the file's own)")
     html.add_argument("--top", type=int, default=10, help="top traces shown (default 10)")
+    html.add_argument("--revenue", metavar="FILE",
+                      help="revenue per customer (YAML or CSV) for the unit-economics section")
     html.add_argument("--as-of", metavar="WHEN",
                       help="'now' of the budgets and anomalies sections (default now)")
     html.set_defaults(func=run_html)
+
+
+UNIT_EPILOG = f"""\
+views:
+  --by feature   per team x feature x outcome name: the cost of the feature's runs
+                 (traces) that started in the period / the outcomes counted for them,
+                 and the waste: runs that produced no outcome of any name. Outcomes come
+                 from spanledger.outcome(name, value) in the services; one recorded later
+                 with trace_id= counts for the run it names.
+  --by customer  per customer: AI cost, runs, active users (distinct users with a call),
+                 cost per active user; with --revenue FILE also AI cost as % of revenue,
+                 margin after AI cost, and a flag at >= --threshold percent.
+revenue file: monthly USD per customer (optionally per month), prorated onto the
+period by days; YAML (customers: [{{customer: acme, monthly: 12000}}]) or CSV
+(header customer,monthly[,month]); see collector-config/revenue.example.yaml.
+Untagged runs are "{UNATTRIBUTED}"; unpriced calls are counted, never $0.
+"""
+
+
+def percent_arg(flag: str, text: str) -> Decimal:
+    """``20`` or ``20%``: a percentage, >= 0."""
+    value = decimal_arg(flag)(text.strip().rstrip("%"))
+    if value < 0:
+        raise UsageError(f"{flag}: expected a percentage >= 0, got {text!r}")
+    return value
 
 
 def _period(args: argparse.Namespace) -> Period:
@@ -312,6 +358,29 @@ def run_traces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _untagged(value: str | None) -> str | None:
+    return "" if value == UNATTRIBUTED else value
+
+
+def run_unit_economics(args: argparse.Namespace) -> int:
+    from spanledger.reports.queries import Scope
+    from spanledger.reports.revenue import load_revenue
+    from spanledger.reports.unit_economics import build_unit_economics
+
+    check_format(args.format)
+    by = args.by or ("customer" if args.revenue else "feature")
+    if by == "feature" and (args.revenue or args.threshold):
+        raise UsageError("--revenue and --threshold apply to --by customer")
+    threshold = percent_arg("--threshold", args.threshold) if args.threshold else None
+    period = _period(args)
+    scope = Scope(args.env, _untagged(args.team), _untagged(args.feature))
+    revenue = load_revenue(args.revenue) if args.revenue else None
+    report = with_store(args.url, lambda s: build_unit_economics(
+        s, period, by, scope, revenue, threshold))
+    emit(render(report, args.format), args.output)
+    return 0
+
+
 def run_budgets(args: argparse.Namespace) -> int:
     from spanledger.budgets.report import build_budgets_report
     from spanledger.cli.alerts import parse_when
@@ -347,11 +416,40 @@ def run_anomalies(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_html(args: argparse.Namespace) -> int:
+def budget_sections(budget_file: BudgetFile | None
+                    ) -> Callable[[Store, Period, dt.datetime], dict[str, Any]]:
+    """What the budgets layer adds to the HTML report, for ``report html`` and the
+    collector's live page: the budgets of the file (if any) as of now, the anomalies of
+    the last 7 days of the period up to now (the file's thresholds, else the defaults),
+    and the month-end forecaster the budgets use."""
+    from spanledger.budgets.forecast import forecast_period
     from spanledger.budgets.report import build_anomalies_report, build_budgets_report
+    from spanledger.reports.budgets import AnomalySettings
+
+    settings = budget_file.anomalies if budget_file else AnomalySettings()
+
+    def forecaster(daily: Mapping[dt.date, Decimal], period: Period,
+                   now: dt.datetime) -> tuple[Decimal | None, str]:
+        found = forecast_period(daily, period, now)
+        return found.total, found.method
+
+    def build(store: Store, period: Period, now: dt.datetime) -> dict[str, Any]:
+        window = Period(max(period.start, min(period.end, now.date()) - dt.timedelta(days=6)),
+                        min(period.end, now.date()))
+        return {"budget_status": build_budgets_report(store, budget_file, now)
+                if budget_file else None,
+                "anomalies": build_anomalies_report(store, window, settings)
+                if window.days > 0 else None,
+                "forecaster": forecaster}
+
+    return build
+
+
+def run_html(args: argparse.Namespace) -> int:
     from spanledger.cli.alerts import parse_when
-    from spanledger.reports.budgets import AnomalySettings, load_budget_file, load_budgets
+    from spanledger.reports.budgets import load_budget_file, load_budgets
     from spanledger.reports.html import write_html_report
+    from spanledger.reports.revenue import load_revenue
 
     period = _period(args)
     if args.top < 1:
@@ -366,16 +464,14 @@ def run_html(args: argparse.Namespace) -> int:
     elif args.by:
         raise UsageError("--by applies with --budgets only")
     now = parse_when(args.as_of) or dt.datetime.now(dt.UTC)
-    settings = budget_file.anomalies if budget_file else AnomalySettings()
-    window = Period(max(period.start, min(period.end, now.date()) - dt.timedelta(days=6)),
-                    min(period.end, now.date()))
+    revenue = load_revenue(args.revenue) if args.revenue else None
     output = Path(args.output or f"spanledger-report-{period.label.replace('..', '_')}.html")
+    sections = budget_sections(budget_file)
 
     def work(store: Store) -> Path:
-        status = build_budgets_report(store, budget_file, now) if budget_file else None
-        found = build_anomalies_report(store, window, settings) if window.days > 0 else None
         return write_html_report(store, output, period, budgets=budgets, env=args.env,
-                                 top=args.top, budget_status=status, anomalies=found)
+                                 top=args.top, now=now, revenue=revenue,
+                                 **sections(store, period, now))
 
     print(with_store(args.url, work))
     return 0

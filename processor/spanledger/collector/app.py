@@ -20,6 +20,7 @@ from spanledger.collector.metrics import Metrics
 from spanledger.collector.receivers.grpc_receiver import GrpcReceiver
 from spanledger.collector.receivers.http_receiver import HttpServer
 from spanledger.collector.receivers.intake import Intake
+from spanledger.collector.report_page import REPORT_PATH, ReportRenderer, report_pages
 from spanledger.collector.spool import Spool
 from spanledger.collector.writer import Writer
 from spanledger.store import open_store
@@ -42,8 +43,10 @@ def check_prices_file(cfg: CollectorConfig) -> None:
 
 
 class Collector:
-    def __init__(self, config: CollectorConfig) -> None:
+    def __init__(self, config: CollectorConfig, *, report: ReportRenderer | None = None) -> None:
+        """``report`` renders the live ``/report`` page on the SQL front (None: no page)."""
         self.config = config
+        self.report = report
         self.metrics = Metrics()
         self.store: Store | None = None
         self.spool: Spool | None = None
@@ -129,11 +132,12 @@ class Collector:
 
         cfg = self.config.sql_http
         try:
+            pages = report_pages(self.store, self.report) if self.report is not None else None
             self.sql_http = SqlHttpServer(
                 self.store, cfg.host, cfg.port, authorize=self.access.can_read,
                 max_execution_time=cfg.max_execution_time_s, max_memory_mb=cfg.max_memory_mb,
                 max_result_mb=cfg.max_result_mb, max_queued=cfg.max_queued,
-                max_wait_s=cfg.max_wait_s,
+                max_wait_s=cfg.max_wait_s, pages=pages,
             ).start()
         except OSError as exc:
             log.warning("read-only SQL endpoint not started on %s:%s: %s (reports cannot read "
@@ -222,6 +226,8 @@ class Collector:
             out["metrics"] = f"http://{tel.host}:{tel.port}/metrics"
         if self.sql_http is not None:
             out["sql_http"] = self.sql_http.url
+            if self.report is not None:
+                out["report"] = self.sql_http.url + REPORT_PATH
         if self.budget_schedule is not None and tel is not None:
             out["budgets_state"] = f"http://{tel.host}:{tel.port}/budgets/state"
         if self.store is not None:

@@ -224,10 +224,7 @@ def plan_usages(plans: Iterable[TracePlan]) -> list[Usage]:
         for step in plan.steps:
             if isinstance(step, Chat) and step.model not in SELF_HOSTED:
                 cached = step.cache_read_tokens + step.cache_write_tokens
-                # the stub reports what the plan says; a plan whose cached tokens exceed its
-                # prompt reads (as the pricing reads it) as a prompt that excludes the cache
-                uncached = step.input_tokens - cached if cached <= step.input_tokens else (
-                    step.input_tokens)
+                uncached = max(step.input_tokens - cached, 0)  # the prompt includes the cache
                 add(Usage(day, step.provider, BILLED_AS.get(step.model, step.model), uncached,
                           step.cache_read_tokens, step.cache_write_tokens, step.output_tokens,
                           1))

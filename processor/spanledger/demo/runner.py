@@ -18,6 +18,13 @@ Order of work, and why:
    services sent them (:mod:`.provider_bills`, with a service without spanledger,
    a discount missing from the prices file and an unpriced fine-tune on them),
    and reconcile them with the store.
+6. With ``serve``: start the collector again on the store, with its live
+   ``/report`` page, print the URL and keep serving until Ctrl-C.
+
+The services record outcomes (resolved tickets and conversations, accepted answers,
+conversions reported by a CRM webhook in a later trace), and the demo ships a
+revenue file per customer (``collector-config/demo-revenue.yaml``), so the unit
+economics and the report's customer section have real content.
 """
 
 from __future__ import annotations
@@ -26,8 +33,12 @@ import datetime as dt
 import importlib.util
 import logging
 import multiprocessing
+import os
+import secrets
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +56,7 @@ from spanledger.store import open_store, parse_url
 log = logging.getLogger(__name__)
 
 __all__ = ["DemoError", "DemoOptions", "DemoResult", "demo_budgets_file", "demo_prices_file",
+           "demo_revenue_file",
            "run_demo"]
 
 class DemoError(RuntimeError):
@@ -62,6 +74,10 @@ class DemoOptions:
     reset: bool = False
     html: Path | None = None
     show_reports: bool = True
+    #: keep serving the live report (collector + /report) until Ctrl-C
+    serve: bool = False
+    #: port of the served SQL front and /report (0: any free port)
+    serve_port: int = 0
 
 
 @dataclass
@@ -95,6 +111,11 @@ def demo_prices_file() -> Path:
     return data_dir("collector-config") / "demo-prices.yaml"
 
 
+def demo_revenue_file() -> Path:
+    """What the demo's customers pay per month (unit economics, margins)."""
+    return data_dir("collector-config") / "demo-revenue.yaml"
+
+
 def demo_budgets_file() -> Path:
     """The example budgets, sized to the demo's teams and features."""
     return data_dir("collector-config") / "budgets.example.yaml"
@@ -107,6 +128,8 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
         raise UsageError(f"--days must be between 1 and 366, got {opts.days}")
     if not 1 <= opts.workers <= 16:
         raise UsageError(f"--workers must be between 1 and 16, got {opts.workers}")
+    if not 0 <= opts.serve_port <= 65535:
+        raise UsageError(f"--serve-port must be a TCP port (0-65535), got {opts.serve_port}")
     _check_clients()
     url = parse_url(opts.url).raw  # a malformed URL: StoreUrlError, exit 2 in main
     _prepare_store(url, opts.reset)
@@ -162,6 +185,8 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stde
     if failed:
         result.notes.append(f"{failed:,} spans failed to export")
     _report(result, opts, usages, out, err)
+    if opts.serve:
+        serve(result, out, opts.serve_port)
     return result
 
 
@@ -267,27 +292,26 @@ def _sum(counters: Any, name: str) -> int:
 def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: TextIO,
             err: TextIO) -> None:
     """Print the reports a user would ask for first, write the HTML report, close the month."""
-    from spanledger.budgets.report import (
-        budgets_summary,
-        build_anomalies_report,
-        build_budgets_report,
-    )
-    from spanledger.reports.budgets import load_budget_file, load_budgets
+    from spanledger.budgets.report import budgets_summary
+    from spanledger.reports.budgets import load_budgets
     from spanledger.reports.formats import render
     from spanledger.reports.html import write_html_report
     from spanledger.reports.period import Period
+    from spanledger.reports.revenue import load_revenue
     from spanledger.reports.spend import SpendOptions, build_spend_report
     from spanledger.reports.traces import build_traces_report
+    from spanledger.reports.unit_economics import build_unit_economics
 
     period = Period(result.first_day, result.last_day)
     html = (opts.html or Path("spanledger-report-demo.html")).resolve()
-    budget_file = load_budget_file(demo_budgets_file())
+    revenue = load_revenue(demo_revenue_file())
     store = open_store(result.url, read_only=True)
     try:
-        status = build_budgets_report(store, budget_file, dt.datetime.now(dt.UTC))
-        week = Period(max(result.first_day, result.last_day - dt.timedelta(days=6)),
-                      result.last_day)
-        anomalies = build_anomalies_report(store, week, budget_file.anomalies)
+        now = dt.datetime.now(dt.UTC)
+        sections = _budget_sections()(store, period, now)
+        status, anomalies = sections["budget_status"], sections["anomalies"]
+        week = Period(max(result.first_day, min(result.last_day, now.date())
+                          - dt.timedelta(days=6)), min(result.last_day, now.date()))
         if opts.show_reports:
             for title, dims in (("Spend by team", ("team",)),
                                 ("Spend by feature", ("team", "feature"))):
@@ -295,6 +319,10 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
                 out.write(f"\n== {title}, {period.label} ==\n{render(report, 'table')}")
             traces = build_traces_report(store, period, 5)
             out.write(f"\n== Most expensive traces, {period.label} ==\n{render(traces, 'table')}")
+            for title, by, rev in (("Cost per outcome", "feature", None),
+                                   ("Unit economics per customer", "customer", revenue)):
+                units = build_unit_economics(store, period, by, revenue=rev)
+                out.write(f"\n== {title}, {period.label} ==\n{render(units, 'table')}")
             out.write(f"\n== Budgets ({demo_budgets_file().name}) ==\n"
                       f"{render(budgets_summary(status), 'table')}")
             kinds = [r["kind"] for r in anomalies.rows]
@@ -303,9 +331,9 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
                       "creep(s) (spend grown 2.5x+ in four weeks); see "
                       "spanledger report anomalies\n")
         log.debug("reports printed")
-        result.html = write_html_report(store, html, period, top=10, budget_status=status,
-                                        anomalies=anomalies,
-                                        budgets=load_budgets(demo_budgets_file()))
+        result.html = write_html_report(store, html, period, top=10, now=now,
+                                        budgets=load_budgets(demo_budgets_file()),
+                                        revenue=revenue, **sections)
         log.debug("HTML report written")
         _close_month(result, store, usages, html.parent / "spanledger-demo-bills", opts, out)
     finally:
@@ -323,6 +351,8 @@ def _report(result: DemoResult, opts: DemoOptions, usages: list[Usage], out: Tex
         f"HTML report: {result.html}\n"
         f"Next: spanledger report spend --by feature {rng}{url_flag}\n"
         f"      spanledger report traces {rng}{url_flag}\n"
+        f"      spanledger report unit-economics --by customer --revenue "
+        f"{demo_revenue_file()} {rng}{url_flag}\n"
         f"      spanledger report budgets --budgets {demo_budgets_file()}{url_flag}{bills}\n")
     for note in result.notes:
         err.write(f"spanledger demo: warning: {note}\n")
@@ -343,3 +373,80 @@ def _close_month(result: DemoResult, store: Any, usages: list[Usage], folder: Pa
     if opts.show_reports:
         out.write(f"\n== Month-end close: the providers' bills vs metered "
                   f"(bills written to {folder}) ==\n{render(summary_report(res), 'table')}")
+
+
+def _budget_sections() -> Any:
+    """What the budgets layer adds to the HTML report, from the demo's budgets file: budget
+    states, the anomalies of the period's last 7 days, the budgets' month-end forecaster."""
+    from spanledger.budgets.forecast import forecast_period
+    from spanledger.budgets.report import build_anomalies_report, build_budgets_report
+    from spanledger.reports.budgets import load_budget_file
+    from spanledger.reports.period import Period
+
+    budget_file = load_budget_file(demo_budgets_file())
+
+    def forecaster(daily: Any, period: Period, now: dt.datetime) -> tuple[Any, str]:
+        found = forecast_period(daily, period, now)
+        return found.total, found.method
+
+    def build(store: Any, period: Period, now: dt.datetime) -> dict[str, Any]:
+        end = min(period.end, now.date())
+        window = Period(max(period.start, end - dt.timedelta(days=6)), end)
+        return {"budget_status": build_budgets_report(store, budget_file, now),
+                "anomalies": build_anomalies_report(store, window, budget_file.anomalies)
+                if window.days > 0 else None,
+                "forecaster": forecaster}
+
+    return build
+
+
+def serve(result: DemoResult, out: TextIO, port: int = 0,
+          stop: threading.Event | None = None) -> None:
+    """Run the collector on the demo's store with its live ``/report`` until Ctrl-C / SIGTERM.
+
+    The report is token-protected like the SQL front: the collector's token
+    (``SPANLEDGER_COLLECTOR_TOKEN``) if set, else a fresh one, printed in the URL.
+    """
+    from urllib.parse import urlencode
+
+    from spanledger.collector.app import Collector
+    from spanledger.collector.config import CollectorConfig
+    from spanledger.reports.live import live_renderer
+    from spanledger.reports.revenue import load_revenue
+    from spanledger.store.discovery import TOKEN_ENV
+
+    token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(18)
+    cfg = CollectorConfig()
+    cfg.clickhouse.url = result.url
+    cfg.grpc.port = 0
+    cfg.http.enabled = False
+    cfg.telemetry.port = 0
+    cfg.sql_http.enabled = True
+    cfg.sql_http.port = port
+    cfg.auth.bearer_token = token
+    cfg.pricing.prices = str(demo_prices_file())
+    cfg.batch.workers = 0
+    collector = Collector(cfg, report=live_renderer(load_revenue(demo_revenue_file()),
+                                                     _budget_sections())).start()
+    stop = stop or threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if (
+        threading.current_thread() is threading.main_thread()) else None
+    try:
+        where = collector.endpoints()
+        query = urlencode({"token": token, "from": result.first_day.isoformat(),
+                           "to": result.last_day.isoformat()})
+        out.write(f"\nLive report: {where['report']}?{query}\n"
+                  f"  (the SQL front is {where['sql_http']}; reports from another terminal: "
+                  f"export {TOKEN_ENV}={token})\n"
+                  "Serving until Ctrl-C.\n")
+        out.flush()
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        collector.stop()
+        out.write("Stopped serving.\n")
+        out.flush()

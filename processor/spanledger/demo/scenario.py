@@ -24,6 +24,7 @@ __all__ = [
     "Chat",
     "Embed",
     "Feature",
+    "PlannedOutcome",
     "TracePlan",
     "VectorSearch",
     "build_plan",
@@ -73,6 +74,17 @@ Step = Chat | Embed | VectorSearch
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedOutcome:
+    """A business outcome of a trace (``spanledger.outcome``): recorded at the end of the
+    run, or ``later_ns`` after the run began by a webhook in a trace of its own that
+    names the run (a CRM reporting a conversion)."""
+
+    name: str
+    value: int = 1
+    later_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TracePlan:
     """One user request (or job run): its owner, its time and its calls, in order."""
 
@@ -92,6 +104,8 @@ class TracePlan:
     #: set for agent runs: the root is an ``invoke_agent`` span with this agent name
     agent: str | None = None
     runaway: bool = False
+    #: what the run achieved (none: the run was waste)
+    outcomes: tuple[PlannedOutcome, ...] = ()
 
     @property
     def provider_calls(self) -> int:
@@ -122,6 +136,7 @@ def _support_chat(r: random.Random) -> tuple[tuple[Step, ...], str | None, str]:
     for t in range(turns):
         prompt = r.randint(1_400, 3_200) + 400 * t
         cached = 1_024 + 128 * r.randint(0, 6) if r.random() < 0.7 else 0
+        cached = min(cached, prompt - prompt % 128)  # OpenAI caches whole 128-token blocks
         steps.append(Chat("openai", "gpt-4o-mini", prompt, r.randint(120, 420), cached))
     return tuple(steps), None, "POST /support/chat"
 
@@ -211,10 +226,33 @@ FEATURES: tuple[Feature, ...] = (
     Feature("", "", "doc-pipeline", "", 1, _reindex, customer_facing=False),
 )
 
+#: feature -> (outcome recorded at the end of a run that succeeds, share of runs that do)
+OUTCOMES: dict[str, tuple[str, float]] = {
+    "support-chat": ("conversation_resolved", 0.72),
+    "ticket-triage": ("ticket_resolved", 0.78),
+    "docs-qa": ("answer_accepted", 0.55),
+    "contract-summarizer": ("contract_summarized", 0.97),
+}
+#: share of sales email drafts that end in a conversion, which the CRM reports 1-48
+#: hours later (a webhook in a trace of its own, naming the run)
+CONVERSION_RATE = 0.10
+HOUR_NS = 60 * MINUTE_NS
+
 CUSTOMERS: tuple[tuple[str, float], ...] = (
     ("acme-corp", 30), ("globex", 18), ("initech", 12), ("umbrella", 10), ("hooli", 9),
     ("stark-industries", 8), ("wayne-enterprises", 6), ("soylent", 4), ("tyrell", 3),
 )
+#: users of the largest customer; the others have fewer, in proportion to their weight
+MAX_USERS = 60
+
+
+def _user(customer: str, draw: int) -> str:
+    """One of the customer's own users (``globex/u-007``): users belong to a customer."""
+    weight = dict(CUSTOMERS)[customer]
+    pool = max(2, round(MAX_USERS * weight / CUSTOMERS[0][1]))
+    return f"{customer}/u-{(draw - 1) % pool + 1:03d}"
+
+
 #: a plan smaller than this cannot hold every feature once plus the runaway
 MIN_CALLS = 100
 
@@ -232,6 +270,9 @@ def build_plan(calls: int, days: int, seed: int, anchor_ns: int) -> list[TracePl
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
     r = random.Random(seed)
+    # outcomes draw from their own stream: the traffic (and the bills written from it)
+    # stays what it was before the demo recorded outcomes
+    luck = random.Random(seed * 7_919 + 1)
     names, cweights = zip(*CUSTOMERS, strict=True)
     weights = [f.weight for f in FEATURES]
     first_day_ns = (anchor_ns // DAY_NS - days + 1) * DAY_NS
@@ -257,13 +298,14 @@ def build_plan(calls: int, days: int, seed: int, anchor_ns: int) -> list[TracePl
         else:
             start = day_ns + int(r.triangular(0.25, 0.95, 0.6) * DAY_NS)
         customer = r.choices(names, cweights)[0] if feature.customer_facing else ""
+        outcomes = () if runaway else _outcomes(luck, feature.name, start, anchor_ns)
         plans.append(TracePlan(
             index=index, service=feature.service,
             environment="staging" if r.random() < 0.04 else "production",
             root_name=root, team=feature.team, feature=feature.name, customer=customer,
-            user=f"u-{r.randint(1, 60):03d}" if feature.customer_facing else "",
+            user=_user(customer, r.randint(1, 60)) if feature.customer_facing else "",
             cost_center=feature.cost_center, start_ns=start, steps=steps, agent=agent,
-            runaway=runaway,
+            runaway=runaway, outcomes=outcomes,
         ))
         total += plans[-1].provider_calls
 
@@ -278,6 +320,25 @@ def build_plan(calls: int, days: int, seed: int, anchor_ns: int) -> list[TracePl
         feature = r.choices(FEATURES, weights)[0]
         add(feature, *feature.make(r))
     return plans
+
+
+def _outcomes(luck: random.Random, feature: str, start_ns: int,
+              anchor_ns: int) -> tuple[PlannedOutcome, ...]:
+    """What one run of ``feature`` achieved; the runaway achieves nothing (pure waste).
+
+    A sales email draft converts now and then; the CRM says so hours later, and a
+    conversion that would be reported after ``anchor_ns`` (now) has not happened yet.
+    """
+    rule = OUTCOMES.get(feature)
+    draw, delay = luck.random(), luck.uniform(1, 48)
+    if feature == "email-drafts":
+        later = int(delay * HOUR_NS)
+        if draw < CONVERSION_RATE and start_ns + later < anchor_ns - MINUTE_NS:
+            return (PlannedOutcome("conversion", later_ns=later),)
+        return ()
+    if rule is None or draw >= rule[1]:
+        return ()
+    return (PlannedOutcome(rule[0]),)
 
 
 def _day_weight(day_ns: int, day: int, days: int) -> float:

@@ -4,7 +4,9 @@ Calls go through the real ``openai`` and ``anthropic`` clients, instrumented
 by their OpenTelemetry instrumentations, to the local stub provider; the only
 spans written by hand are the ones no instrumentation makes here: the request
 or agent root, vector-database queries and tool executions, named and
-attributed the way GenAI semantic conventions say.
+attributed the way GenAI semantic conventions say. Outcomes go through the
+public ``spanledger.outcome(...)``: at the end of a successful run, or from a
+CRM webhook in its own trace that names the run (sales conversions).
 
 The stub answers with the usage the plan chose: each request carries it in an
 extra JSON field (``spanledger_demo_usage``) that :func:`stub_usage` reads.
@@ -18,16 +20,18 @@ from typing import Any
 import anthropic
 import openai
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import SpanContext, SpanKind, Tracer, TracerProvider
 
-from spanledger import attribute
-from spanledger.demo.scenario import Chat, Embed, TracePlan, VectorSearch
+from spanledger import attribute, outcome
+from spanledger.demo.scenario import Chat, Embed, PlannedOutcome, TracePlan, VectorSearch
 from spanledger.demo.staging import Stage, staged
 from spanledger.demo.stub_provider import AnthropicUsage, ChatUsage
 
 __all__ = ["DemoServices", "stub_usage"]
 
 USAGE_FIELD = "spanledger_demo_usage"
+#: the service that receives the CRM's conversion webhooks
+WEBHOOK_SERVICE = "crm-webhooks"
 
 _TOOLS: dict[str, str] = {
     "lookup_ticket": "Fetch a support ticket and its history by id.",
@@ -62,8 +66,11 @@ class DemoServices:
     """Runs plans in this process; one client of each kind, reused (keep-alive)."""
 
     def __init__(self, tracer: Tracer, openai_client: openai.OpenAI,
-                 anthropic_client: anthropic.Anthropic) -> None:
+                 anthropic_client: anthropic.Anthropic,
+                 provider: TracerProvider | None = None) -> None:
         self._tracer = tracer
+        #: where outcome spans go (the worker's provider; None: the global one)
+        self._provider = provider
         self._openai = openai_client
         self._anthropic = anthropic_client
         self._resources: dict[tuple[str, str], Resource] = {}
@@ -92,7 +99,7 @@ class DemoServices:
         else:
             name, kind, attrs = plan.root_name, SpanKind.SERVER, {}
         with staged(stage), who, self._tracer.start_as_current_span(name, kind=kind,
-                                                                    attributes=attrs):
+                                                                    attributes=attrs) as root:
             messages: list[dict[str, Any]] = [
                 {"role": "system", "content": f"You help with {plan.feature or 'batch jobs'}."},
                 {"role": "user", "content": f"Please help with request #{plan.index}."},
@@ -107,6 +114,26 @@ class DemoServices:
                     self._embed(step)
                 elif isinstance(step, VectorSearch):
                     self._vector_search(step)
+            for done in plan.outcomes:
+                if done.later_ns is None:  # attributed by the run's baggage
+                    outcome(done.name, done.value, tracer_provider=self._provider)
+            run = root.get_span_context()
+        for done in plan.outcomes:
+            if done.later_ns is not None:
+                self._webhook(plan, done, run)
+
+    def _webhook(self, plan: TracePlan, done: PlannedOutcome, run: SpanContext) -> None:
+        """The CRM reports a conversion later, in a trace of its own that names the run.
+
+        The webhook knows the customer, not the team or feature: the reports take
+        those from the run it names.
+        """
+        stage = Stage(plan.start_ns + (done.later_ns or 0),
+                      self._resource(WEBHOOK_SERVICE, plan.environment))
+        with staged(stage), self._tracer.start_as_current_span("POST /webhooks/crm",
+                                                               kind=SpanKind.SERVER):
+            outcome(done.name, done.value, trace_id=run.trace_id, span_id=run.span_id,
+                    customer=plan.customer or None, tracer_provider=self._provider)
 
     def _openai_chat(self, step: Chat, messages: list[dict[str, Any]]) -> None:
         usage = [step.input_tokens, step.output_tokens, step.cache_read_tokens]

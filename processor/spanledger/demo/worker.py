@@ -111,6 +111,7 @@ def run_worker(spec: WorkerSpec, counters: Any) -> None:
         provider.get_tracer("spanledger.demo"),
         openai.OpenAI(base_url=stub.base_url, api_key="demo-key", max_retries=0),
         anthropic.Anthropic(base_url=stub.root_url, api_key="demo-key", max_retries=0),
+        provider=provider,
     )
     try:
         plans = build_plan(spec.calls, spec.days, spec.seed, spec.anchor_ns)

@@ -2,5 +2,6 @@
 
 Submodules: ``attribution`` (``attribute``), ``cost_processor``
 (``CostSpanProcessor``), ``state`` (bounded per-trace state), ``setup``
-(``configure``), ``distro`` (``opentelemetry-instrument`` entry points).
+(``configure``), ``distro`` (``opentelemetry-instrument`` entry points), ``outcome``
+(``outcome``: business outcomes for cost per outcome).
 """

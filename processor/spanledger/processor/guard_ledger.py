@@ -291,11 +291,12 @@ def _default_catalog() -> Any:
 
 
 def price_pico(processor: Any, provider: str | None, model: str | None,
-               counts: tuple[int, int, int, int, int]) -> int | None:
+               counts: tuple[int, ...]) -> int | None:
     """Pico-dollars of ``counts`` (input incl. cached, output, cache read, cache write,
-    reasoning) at today's price; None when the model has no price."""
+    reasoning[, 1-hour cache write]) at today's price; None when the model has no price."""
     if not model:
         return None
+    counts = (*counts, 0)[:6] if len(counts) == 5 else counts  # no 1h cache writes known
     found = _catalog(processor).price_tokens_pico(provider, model, counts, dt.datetime.now(dt.UTC))
     return None if found is None else sum(found[0])
 

@@ -60,10 +60,10 @@ _COLS = (
     Col("model", "toString(Model)", str),
     Col("embeddings", "Operation = 'embeddings'", bool),
     Col("status", "toString(Status)", str), Col("calls", "count()"),
-    # uncached input, read as the pricing reads it: cache counts above the input mean the
-    # input was reported without them (the legacy convention), so all of it is uncached
-    Col("input", "sum(if(CacheReadTokens + CacheWriteTokens > InputTokens, toInt64(InputTokens), "
-                 "toInt64(InputTokens) - toInt64(CacheReadTokens + CacheWriteTokens)))"),
+    # uncached input, read as the pricing reads it: InputTokens includes the cache (every
+    # convention is normalized to that when the span is priced), never below zero
+    Col("input", "sum(greatest(toInt64(InputTokens) - toInt64(CacheReadTokens) "
+                 "- toInt64(CacheWriteTokens), 0))"),
     Col("cache_read", "sum(CacheReadTokens)"), Col("cache_write", "sum(CacheWriteTokens)"),
     Col("output", "sum(OutputTokens)"), Col("reasoning", "sum(ReasoningTokens)"),
     Col("cost_input", "toString(sum(CostInput))", money),
@@ -76,6 +76,7 @@ _COLS = (
 
 def fetch_metered(store: Store, period: Period) -> list[MeteredRow]:
     """Every priced and unpriced call of ``period``, summed per key."""
-    rest = (f"FROM llm_calls WHERE Status != 'aggregate' AND {day_filter(period)} "
+    rest = (f"FROM llm_calls WHERE Status NOT IN ('aggregate', 'duplicate') "
+            f"AND {day_filter(period)} "
             "GROUP BY Day, Provider, Model, Operation = 'embeddings', Status")
     return [MeteredRow(**r) for r in read_rows(store, _COLS, rest)]

@@ -49,6 +49,8 @@ def exact(value: Any, col: Column) -> Any:
         return f"{Decimal(value).quantize(PERCENT_EXACT):f}"
     if col.kind == "seconds":
         return round(float(value), 3)
+    if col.kind == "number":
+        return _plain(Decimal(value))
     return value
 
 
@@ -57,6 +59,12 @@ def _value(row: dict[str, Any], col: Column) -> Any:
     if col.na_when and row.get(col.na_when):
         return None
     return row.get(col.key)
+
+
+def _plain(value: Decimal) -> str:
+    """``2`` for 2.000000000, ``2.5`` for 2.500000000: the number without trailing zeros."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def render_csv(report: Report) -> str:
@@ -144,6 +152,8 @@ def display_rows(report: Report) -> tuple[list[dict[str, str]], dict[str, str] |
             v = report.total.get(c.key)
             if c.kind == "money" and c.total:
                 v = totals[c.key]
+            elif c.kind == "money" and v is not None:  # a rate (cost per ...): rounded alike
+                v = Decimal(v).quantize(quantum)
             total_row[c.key] = (UNPRICED if c.na_when and report.total.get(c.na_when)
                                 else _show(v, c))
     return rows, total_row
@@ -162,6 +172,9 @@ def _show(value: Any, col: Column) -> str:
         return f"x{Decimal(value):.1f}"
     if col.kind == "seconds":
         return f"{float(value):.1f}s"
+    if col.kind == "number":
+        whole, _, frac = _plain(Decimal(value)).partition(".")
+        return f"{int(whole):,}" + (f".{frac}" if frac else "")
     return str(value)
 
 

@@ -8,6 +8,7 @@ so a number is rounded once and reads the same everywhere.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from decimal import Decimal
 from html import escape
@@ -17,33 +18,66 @@ from spanledger.reports.chargeback import UNATTRIBUTED, label
 from spanledger.reports.formats import display_rows
 from spanledger.reports.period import Period
 from spanledger.reports.queries import DailyRow, SpendRow
-from spanledger.reports.tabular import UNPRICED, Report
+from spanledger.reports.tabular import UNPRICED, Column, Report
 
 ZERO = Decimal(0)
+
+
+#: text columns holding ids, names and dates: never wrapped (a trace id, a customer or a
+#: date cut in two cannot be read or copied); every other text column may wrap
+ID_KEYS = frozenset({"trace_id", "span_id", "start", "end", "day", "date", "month", "time"})
+NAME_KEYS = frozenset({"team", "feature", "customer", "model", "outcome", "cost_center"})
+#: a date (2026-11, 2026-11-30, 2026-11-30 18:20) inside free text: kept on one line
+_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2})?(?:[ T]\d{2}:\d{2}(?::\d{2})?)?")
+
+
+def cell_class(col: Column) -> str:
+    """``n``: a number (right-aligned, one line); ``id``: an id or a date (one line,
+    monospace); ``t nw``: a name (one line); ``t``: text that may wrap."""
+    if col.kind != "text":
+        return "n"
+    if col.key in ID_KEYS or col.key.endswith("_id"):
+        return "id"
+    return "t nw" if col.key in NAME_KEYS else "t"
+
+
+def cell_html(text: str, cls: str) -> str:
+    """A cell's text, escaped; in text that may wrap, dates stay whole (``week of
+    2026-11-30`` may break at its spaces, never inside the date)."""
+    html = escape(text)
+    if cls == "t":
+        html = _DATE.sub(lambda m: f'<span class="nw">{m.group(0)}</span>', html)
+    return html
 
 
 def report_table(report: Report) -> str:
     """A report as an HTML table, with the same rounded numbers as the text table."""
     rows, total = display_rows(report)
-    head = "".join(f'<th class="{"n" if c.kind != "text" else ""}">{escape(c.header)}</th>'
-                   for c in report.columns)
+    classes = [cell_class(c) for c in report.columns]
+    head = "".join(f'<th class="{"n" if cls == "n" else ""}">{escape(c.header)}</th>'
+                   for c, cls in zip(report.columns, classes, strict=True))
     body = []
     for r in rows:
         body.append("<tr>" + "".join(
-            f'<td class="{"n" if c.kind != "text" else ""}">{escape(r[c.key])}</td>'
-            for c in report.columns) + "</tr>")
+            f'<td class="{cls}">{cell_html(r[c.key], cls)}</td>'
+            for c, cls in zip(report.columns, classes, strict=True)) + "</tr>")
     if total is not None:
         body.append('<tr class="total">' + "".join(
-            f'<td class="{"n" if c.kind != "text" else ""}">'
+            f'<td class="{cls}">'
             f'{escape(total[c.key] if total[c.key] != "-" else "")}</td>'
-            for c in report.columns) + "</tr>")
+            for c, cls in zip(report.columns, classes, strict=True)) + "</tr>")
     if not rows:
         body.append(f'<tr><td colspan="{len(report.columns)}">no data in this period</td></tr>')
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in report.notes)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{notes}"
 
 
-def _buckets(period: Period) -> tuple[str, list[dt.date]]:
+def bucket_of(day: dt.date, unit: str) -> dt.date:
+    """The bar a day falls in: itself, or its ISO week's Monday."""
+    return day if unit == "day" else day - dt.timedelta(days=day.weekday())
+
+
+def buckets(period: Period) -> tuple[str, list[dt.date]]:
     """Days for up to ~6 weeks, else ISO weeks (Mondays), so bars stay readable."""
     if period.days <= 45:
         return "day", [period.start + dt.timedelta(days=i) for i in range(period.days)]
@@ -56,22 +90,22 @@ def _buckets(period: Period) -> tuple[str, list[dt.date]]:
 
 
 def spend_over_time_chart(daily: list[DailyRow], period: Period, top_n: int = 8) -> str:
-    unit, buckets = _buckets(period)
-    index = {b: i for i, b in enumerate(buckets)}
-    per_team: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO] * len(buckets))
+    unit, bars = buckets(period)
+    index = {b: i for i, b in enumerate(bars)}
+    per_team: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO] * len(bars))
     for r in daily:
-        b = r.day if unit == "day" else r.day - dt.timedelta(days=r.day.weekday())
+        b = bucket_of(r.day, unit)
         if b in index:
             per_team[label(r.group)][index[b]] += r.cost
     ranked = sorted(per_team, key=lambda t: -sum(per_team[t], ZERO))
     series: dict[str, list[Decimal]] = {t: per_team[t] for t in ranked[:top_n]}
     if len(ranked) > top_n:
-        other = [ZERO] * len(buckets)
+        other = [ZERO] * len(bars)
         for t in ranked[top_n:]:
             other = [a + b for a, b in zip(other, per_team[t], strict=True)]
         series["(other teams)"] = other
     colours = svg.colour_for(list(series), UNATTRIBUTED)
-    cats = [f"{b:%m-%d}" if unit == "day" else f"wk {b:%m-%d}" for b in buckets]
+    cats = [f"{b:%m-%d}" if unit == "day" else f"wk {b:%m-%d}" for b in bars]
     x_title = f"{unit} (UTC)" + (", weeks start Monday" if unit == "week" else "")
     return svg.stacked_bars(f"Spend by team per {unit}, {period.label}", cats, series, colours,
                             x_title=x_title, y_title="spend (USD)")
@@ -181,26 +215,23 @@ def week_over_week(daily: list[DailyRow], end: dt.date) -> str:
         cls = ' class="warn"' if hot else ""
         body.append(f"<tr{cls}><td>{escape(k)}</td><td class=\"n\">{svg.usd_label(p)}</td>"
                     f"<td class=\"n\">{svg.usd_label(c)}</td><td class=\"n\">{change}</td></tr>")
-    return (f"<table><thead><tr><th>feature</th><th class=\"n\">{prev_start:%m-%d} – "
-            f"{this_start - dt.timedelta(days=1):%m-%d}</th><th class=\"n\">{this_start:%m-%d} – "
-            f"{end:%m-%d}</th><th class=\"n\">change</th></tr></thead><tbody>{''.join(body)}"
+    return (f"<table><thead><tr><th>feature</th><th class=\"n nw\">{prev_start:%m-%d} – "
+            f"{this_start - dt.timedelta(days=1):%m-%d}</th><th class=\"n nw\">"
+            f"{this_start:%m-%d} – {end:%m-%d}</th><th class=\"n\">change</th></tr></thead>"
+            f"<tbody>{''.join(body)}"
             f"</tbody></table><p class=\"note\">Red: {ANOMALY_RATIO:f}x the week before or more, "
             "or spend where there was none: usually a bug or an agent loop.</p>")
 
 
-def budget_status_section(report: Report | None) -> str:
-    """``report budgets`` as a section: every budget's spend, forecast, thresholds, alerts."""
-    if report is None:
-        return ""
-    return f"<h2>Budgets</h2>\n{report_table(report)}"
+def budget_status_section(report: Report) -> str:
+    """``report budgets`` as a section's body: every budget's spend, forecast, thresholds,
+    alerts (the page adds the heading)."""
+    return report_table(report)
 
 
-def anomalies_section(report: Report | None) -> str:
-    """``report anomalies`` as a section: spikes, creeps and runaway runs, or none found."""
-    if report is None:
-        return ""
+def anomalies_section(report: Report) -> str:
+    """``report anomalies`` as a section's body: spikes, creeps and runaway runs, or none."""
     if not report.rows:
         notes = "".join(f'<p class="note">{escape(n)}</p>' for n in report.notes)
-        return (f"<h2>Anomalies</h2>\n<p>No anomalies in {escape(report.title[10:])}.</p>"
-                f"{notes}")
-    return f"<h2>Anomalies</h2>\n{report_table(report)}"
+        return f"<p>No anomalies in {escape(report.title[10:])}.</p>{notes}"
+    return report_table(report)

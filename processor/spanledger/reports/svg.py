@@ -31,6 +31,15 @@ def usd_label(value: Decimal | float) -> str:
     return f"${v:,.4f}"
 
 
+def count_label(value: Decimal | float | int) -> str:
+    """12 / 3.4k / 1.2M / 5.6B: token counts at a glance (the tables give them exactly)."""
+    v = float(value)
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.1f}{unit}"
+    return f"{v:,.0f}"
+
+
 def colour_for(names: Sequence[str], unattributed: str) -> dict[str, str]:
     out, i = {}, 0
     for n in names:
@@ -72,8 +81,12 @@ def _svg_open(width: int, height: int, title: str) -> list[str]:
 
 def stacked_bars(title: str, categories: Sequence[str], series: dict[str, Sequence[Decimal]],
                  colours: dict[str, str], x_title: str, y_title: str = "USD",
-                 width: int = 1000, height: int = 420) -> str:
-    """Vertical stacked bars: one bar per category (day/week), one colour per series (team)."""
+                 width: int = 1000, height: int = 420, money: bool = True) -> str:
+    """Vertical stacked bars: one bar per category (day/week), one colour per series (team).
+
+    ``money`` False: the values are counts (tokens), labelled 1.2M rather than $.
+    """
+    value_label = usd_label if money else count_label
     left, right, top, bottom = 80, 190, 40, 70
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum((s[i] for s in series.values()), Decimal(0)) for i in range(len(categories))]
@@ -85,8 +98,9 @@ def stacked_bars(title: str, categories: Sequence[str], series: dict[str, Sequen
         y = top + plot_h - t / ymax * plot_h
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" '
                    'stroke="#e3e3e3"/>')
+        tick = _tick_label(t, step) if money else count_label(t)
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-                   f'fill="#444">{_tick_label(t, step)}</text>')
+                   f'fill="#444">{tick}</text>')
     n = max(len(categories), 1)
     slot = plot_w / n
     bar_w = max(slot * 0.7, 1.0)
@@ -103,10 +117,10 @@ def stacked_bars(title: str, categories: Sequence[str], series: dict[str, Sequen
             out.append(
                 f'<rect class="bar" x="{x:.1f}" y="{y_base:.1f}" width="{bar_w:.1f}" '
                 f'height="{h:.1f}" fill="{colours[name]}"><title>{escape(cat)} · '
-                f'{escape(name)}: {usd_label(v)}</title></rect>')
+                f'{escape(name)}: {value_label(v)}</title></rect>')
         if totals[i] > 0 and n <= 16:
             out.append(f'<text x="{x + bar_w / 2:.1f}" y="{y_base - 4:.1f}" text-anchor="middle" '
-                       f'font-size="10" fill="#222">{usd_label(totals[i])}</text>')
+                       f'font-size="10" fill="#222">{value_label(totals[i])}</text>')
         if i % label_every == 0:
             out.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 16}" '
                        f'text-anchor="middle" font-size="11" fill="#444">{escape(cat)}</text>')
@@ -125,7 +139,7 @@ def stacked_bars(title: str, categories: Sequence[str], series: dict[str, Sequen
         y = ly + 14 + j * 18
         out.append(f'<rect x="{lx}" y="{y}" width="12" height="12" fill="{colours[name]}"/>')
         out.append(f'<text x="{lx + 18}" y="{y + 10}" font-size="11" fill="#222">'
-                   f'{escape(name)} {usd_label(sum(values, Decimal(0)))}</text>')
+                   f'{escape(name[:24])} {value_label(sum(values, Decimal(0)))}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -187,5 +201,77 @@ def horizontal_bars(title: str, items: Sequence[tuple[str, Decimal, str]], x_tit
     out.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{plot_bottom}" stroke="#333"/>')
     out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 12}" text-anchor="middle" '
                f'font-size="12" fill="#333">{escape(x_title)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def waterfall(title: str, steps: Sequence[tuple[str, Decimal, str, str]], total_label: str,
+              legend: Sequence[tuple[str, str]] = (), width: int = 1000,
+              height: int = 360) -> str:
+    """A run's cost step by step: each bar floats from the running total before it to the
+    one after it, and a last bar shows the total, so the climb of an agent loop is visible.
+
+    ``steps``: (label, cost, colour, tooltip) in call order. Every bar carries its step
+    number, cost and running total as ``data-`` attributes (exact decimals), so what
+    the picture says can be checked against the numbers.
+    """
+    left, right, top, bottom = 80, 20, 40, 64
+    plot_w, plot_h = width - left - right, height - top - bottom
+    running = Decimal(0)
+    spans: list[tuple[Decimal, Decimal]] = []
+    for _, cost, _, _ in steps:
+        spans.append((running, running + cost))
+        running += cost
+    ticks = nice_ticks(float(running))
+    ymax = ticks[-1]
+    tick_step = ticks[1] - ticks[0]
+
+    def y_of(v: Decimal | float) -> float:
+        return top + plot_h - float(v) / ymax * plot_h
+
+    out = _svg_open(width, height, title)
+    for t in ticks:
+        y = y_of(t)
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" '
+                   'stroke="#e3e3e3"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
+                   f'fill="#444">{_tick_label(t, tick_step)}</text>')
+    n = len(steps) + 1
+    slot = plot_w / n
+    bar_w = max(slot * 0.75, 1.0)
+    label_every = max(1, math.ceil(n / 20))
+    for i, ((label, cost, colour, tip), (before, after)) in enumerate(
+            zip(steps, spans, strict=True)):
+        x = left + i * slot + (slot - bar_w) / 2
+        y1, y0 = y_of(after), y_of(before)
+        h = max(y0 - y1, 1.0)  # a $0 step (unpriced) stays visible as a hairline
+        out.append(f'<rect class="step" data-step="{i + 1}" data-cost="{cost}" '
+                   f'data-running="{after}" x="{x:.1f}" y="{y0 - h:.1f}" width="{bar_w:.1f}" '
+                   f'height="{h:.1f}" fill="{colour}"><title>{escape(label)}: {escape(tip)}'
+                   f'</title></rect>')
+        if i % label_every == 0:
+            out.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" '
+                       f'text-anchor="middle" font-size="10" fill="#444">{i + 1}</text>')
+    x = left + len(steps) * slot + (slot - bar_w) / 2
+    out.append(f'<rect class="total" data-running="{running}" x="{x:.1f}" y="{y_of(running):.1f}" '
+               f'width="{bar_w:.1f}" height="{max(plot_h - (y_of(running) - top), 0.0):.1f}" '
+               f'fill="#333"><title>{escape(total_label)}</title></rect>')
+    out.append(f'<text x="{min(x + bar_w / 2, width - 40):.1f}" y="{y_of(running) - 6:.1f}" '
+               f'text-anchor="end" font-size="11" font-weight="600" fill="#222">'
+               f'{escape(total_label)}</text>')
+    out.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
+               'stroke="#333"/>')
+    out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 26}" text-anchor="middle" '
+               f'font-size="12" fill="#333">step (call) in order; last bar: the run total'
+               '</text>')
+    out.append(f'<text x="18" y="{top + plot_h / 2:.1f}" text-anchor="middle" font-size="12" '
+               f'fill="#333" transform="rotate(-90 18 {top + plot_h / 2:.1f})">'
+               'running total (USD)</text>')
+    lx = left
+    for name, colour in legend:
+        out.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{lx + 14}" y="{height - 5}" font-size="11" fill="#222">'
+                   f'{escape(name)}</text>')
+        lx += 24 + 7 * len(name)
     out.append("</svg>")
     return "\n".join(out)

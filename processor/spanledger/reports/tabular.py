@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["text", "int", "money", "percent", "ratio", "seconds"]
+#: "number": a count that may have decimals (outcome values), shown and exported exactly
+Kind = Literal["text", "int", "money", "percent", "ratio", "seconds", "number"]
 #: how an unknown (``na_when``) cell reads in a table or the HTML report
 UNPRICED = "unpriced"
 

@@ -36,6 +36,8 @@ SHARDING_KEYS: dict[str, str] = {
     "llm_calls": "cityHash64(TraceId)",
     "llm_cost_by_trace": "cityHash64(TraceId)",
     "llm_cost_daily": "rand()",
+    "outcomes_daily": "rand()",
+    "outcomes_by_trace": "cityHash64(RunTraceId)",
 }
 
 #: Rows older than ``ttl_days`` leave these tables (by the column shown). The
@@ -45,6 +47,7 @@ TTL_COLUMNS: dict[str, tuple[str, str]] = {
     "TTL_CALLS": ("llm_calls", "Day"),
     "TTL_BY_TRACE": ("llm_cost_by_trace", "toDateTime(Start)"),
     "TTL_DAILY": ("llm_cost_daily", ""),
+    "TTL_OUTCOMES_BY_TRACE": ("outcomes_by_trace", "LastDay"),
 }
 
 DEDUP_WINDOW = 10000

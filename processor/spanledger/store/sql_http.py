@@ -32,7 +32,7 @@ import socket
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -60,6 +60,15 @@ _SELECTS = ("SELECT", "WITH")
 _NOT_STREAMABLE = "Streaming query is not supported"
 TOO_MANY_QUERIES = 202
 _TOO_MANY_NAME = "TOO_MANY_SIMULTANEOUS_QUERIES"
+#: a page served beside the SQL interface: query parameters -> (status, content type, body)
+Page = Callable[[dict[str, str]], tuple[int, str, bytes]]
+#: what a page's answer may load: its own inline styles and images, nothing from elsewhere
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "img-src data:; form-action 'self'",
+}
 
 _CONTENT_TYPES = {
     "tabseparated": "text/tab-separated-values; charset=UTF-8",
@@ -134,6 +143,9 @@ class SqlHttpServer:
     ``X-ClickHouse-Key`` or ``?password=``) or as ``Authorization: Bearer``. With
     ``authorize`` (the collector's read-token check; the store cannot know the
     collector's tokens) it is asked with every secret offered those ways instead.
+    ``pages`` are GET paths served beside the SQL interface behind the same check
+    (``?token=`` also works there, and a browser is asked for it with Basic auth):
+    the collector's live ``/report`` page.
     """
 
     def __init__(
@@ -148,8 +160,10 @@ class SqlHttpServer:
         max_result_mb: int = 64,
         max_queued: int = 16,
         max_wait_s: float = 30,
+        pages: Mapping[str, Page] | None = None,
     ) -> None:
         self.store = store
+        self.pages: dict[str, Page] = dict(pages or {})
         self.gate = ReadOnlyGate(store)  # type: ignore[arg-type]
         self.max_execution_time = max_execution_time
         self.max_memory_mb = max_memory_mb
@@ -348,6 +362,9 @@ def _make_handler(front: SqlHttpServer) -> type[BaseHTTPRequestHandler]:
             if parts.path in ("/ping", "/ping/"):
                 self._reply(200, b"Ok.\n", "text/plain; charset=UTF-8")
                 return
+            if parts.path in front.pages:
+                self._page(front.pages[parts.path], parts.query)
+                return
             if parts.path not in ("/", ""):
                 self._fail(404, 0, "UNKNOWN", f"there is no handler for {parts.path}")
                 return
@@ -392,6 +409,26 @@ def _make_handler(front: SqlHttpServer) -> type[BaseHTTPRequestHandler]:
                 return
             content_type = _CONTENT_TYPES.get(fmt.lower(), "application/octet-stream")
             self._reply(200, blocks, content_type, {"X-ClickHouse-Format": fmt})
+
+        def _page(self, page: Page, query: str) -> None:
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            offered = dict(params)
+            if "token" in offered:
+                offered.setdefault("password", offered["token"])
+            if not front.authorized(self.headers, offered):
+                self._reply(401, b"this page needs the collector's token: open it with "
+                                 b"?token=TOKEN, or give it as the password\n",
+                            "text/plain; charset=UTF-8",
+                            {"WWW-Authenticate": 'Basic realm="spanledger", charset="UTF-8"'})
+                return
+            try:
+                with front.turns.turn():  # a page is one query in the front's queue
+                    status, content_type, body = page(params)
+            except RefusedQuery as exc:  # the queue is full: retry, like a SQL client
+                self._fail(_http_status(exc.code), exc.code, exc.name, str(exc),
+                           {"Retry-After": "1"})
+                return
+            self._reply(status, body, content_type, _PAGE_HEADERS)
 
         def _fail(self, status: int, code: int, name: str, message: str,
                   extra: dict[str, str] | None = None) -> None:
