@@ -264,6 +264,7 @@ def install(settings: BaggageTrust | None, attribution_keys: Iterable[str] = ())
             current = BaggageTrust(current.mode, current.keys, current.teams,
                                    current.attribution_keys | extra)
         _trust = current
+        _valid.clear()
         global_map = propagate.get_global_textmap()
         if not _wrapped(global_map):
             propagate.set_global_textmap(TrustedPropagator(_members(global_map)))
@@ -365,18 +366,32 @@ def checked(own: dict[str, str], keys: tuple[tuple[str, str], ...], bag: Any,
     minus what may not be copied: inbound values nothing vouches for when ``ctx`` is a
     remote parent's context that skipped the check at ingress, and invalid values always.
 
-    Runs once per baggage object (the processor caches the result), never per span.
+    Runs once per baggage object (the processor caches the result), never per span; the
+    common case (a local context, values seen before) is a few dict lookups.
     """
-    settings = trust()
-    key_of = {attr: key for key, attr in keys}
+    settings = _trust if _trust is not None else trust()
     if ctx.get(_CHECKED) is None:
-        known = _known_untrusted(bag)
+        known = _known_untrusted(bag) if _untrusted else None
         if known:  # a span below one the backstop checked, sharing its baggage
+            key_of = {attr: key for key, attr in keys}
             own = {attr: value for attr, value in own.items() if key_of[attr] not in known}
         elif _remote_parent(ctx):
-            own = _unchecked_ingress(own, key_of, bag, ctx, settings)
-    bad = [attr for attr, value in own.items() if settings.invalid(key_of[attr], value)]
-    if not bad:
+            own = _unchecked_ingress(own, {attr: key for key, attr in keys}, bag, ctx,
+                                     settings)
+    valid = _valid
+    bad = None
+    for attr, value in own.items():
+        if len(value) > MAX_VALUE_LENGTH:  # (never kept: the cache holds short values only)
+            verdict = False
+        else:
+            verdict = valid.get((attr, value))
+            if verdict is None:
+                verdict = not settings.invalid(attr[len(sc.ATTR_PREFIX):], value)
+                if len(valid) < _VALID_MAX:
+                    valid[(attr, value)] = verdict
+        if not verdict:
+            bad = [*(bad or ()), attr]
+    if bad is None:
         return own
     STATS.count("invalid", len(bad))
     if "invalid" not in _warned:
@@ -384,8 +399,14 @@ def checked(own: dict[str, str], keys: tuple[tuple[str, str], ...], bag: Any,
         log.warning("spanledger: attribution value(s) dropped as invalid (at most %d letters, "
                     "digits, space or . _ - : / @ + #%s): %s", MAX_VALUE_LENGTH,
                     "; teams from the closed list" if settings.teams is not None else "",
-                    ", ".join(sorted(key_of[a] for a in bad)))
+                    ", ".join(sorted(a[len(sc.ATTR_PREFIX):] for a in bad)))
     return {attr: value for attr, value in own.items() if attr not in bad}
+
+
+#: (span attribute, value) -> valid under the installed settings (cleared by install());
+#: attribution values repeat (a few teams, features, customers), the check need not
+_valid: dict[tuple[str, str], bool] = {}
+_VALID_MAX = 8192
 
 
 def _unchecked_ingress(own: dict[str, str], key_of: Mapping[str, str], bag: Any,
