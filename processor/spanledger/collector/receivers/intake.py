@@ -51,9 +51,6 @@ class Intake:
         self.metrics = metrics
         self.access = access if access is not None else Access(token)
 
-    def authorized(self, header: str | None) -> bool:
-        return self.access.writer(header) is not None
-
     def refuse(self, refusal: Refusal, message: str) -> Outcome:
         counter = {
             Refusal.BAD_REQUEST: "requests_bad_total",
