@@ -46,6 +46,7 @@ from typing import Any
 
 from spanledger.collector import segment_conversion as conversion
 from spanledger.collector import worker_lifecycle
+from spanledger.collector.attribution_policy import AttributionPolicy
 from spanledger.collector.isolation import Isolation, Outcome
 from spanledger.collector.metrics import Metrics
 from spanledger.collector.quarantine import Quarantine
@@ -78,12 +79,15 @@ class Writer:
 
     def __init__(self, spool: Spool, store: Store, metrics: Metrics, *, workers: int,
                  pricing: bool, prices_file: str | None,
-                 quarantine: Quarantine | None = None) -> None:
+                 quarantine: Quarantine | None = None,
+                 policy: AttributionPolicy | None = None) -> None:
         self.spool = spool
         self.store = store
         self.metrics = metrics
         self.pricing = pricing
         self.prices_file = prices_file
+        #: a tokens file's attribution policy, checked in the conversion jobs
+        self.policy = policy
         self.workers = workers
         self.quarantine = quarantine or Quarantine(store, spool.dir / "quarantine", metrics)
         self._pool: ProcessPoolExecutor | None = None
@@ -278,7 +282,7 @@ class Writer:
         else:
             job.token = conversion.segment_token(seg.path)
         for offset, length in chunks:
-            args = (str(seg.path), offset, length, self.pricing, self.prices_file)
+            args = (str(seg.path), offset, length, self.pricing, self.prices_file, self.policy)
             if self._pool is not None:
                 job.parts.append(self._pool.submit(conversion.convert_chunk, *args))
             else:
@@ -368,6 +372,7 @@ class Writer:
         m.inc("spans_same_call_total", result.counters.get("duplicate", 0))
         m.inc("cost_reported_total", result.counters.get("reported", 0))
         m.inc("cost_reported_disagreements_total", result.counters.get("reported_disagreements", 0))
+        m.inc("spans_unverified_total", result.counters.get("unverified", 0))
 
     # -- files ---------------------------------------------------------------------
     def _discard(self, job: _Job) -> None:
