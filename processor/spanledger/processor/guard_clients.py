@@ -26,6 +26,7 @@ times ``n`` choices) and, by its size, the input estimate. The response's
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib
@@ -33,7 +34,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .guard_ledger import (
@@ -150,6 +151,22 @@ def _settle(reservation: Reservation, call: Call, response: Any) -> None:
     reservation.settle(actual)  # None: a stream or an unpriced answer counts its reservation
 
 
+@contextlib.contextmanager
+def _reserved(call: Call) -> Iterator[Reservation]:
+    """The call's worst case held against its limits while it runs (released if it
+    fails); inner hooks of the same call (another SDK layer) pass it through."""
+    reservation = reserve_call(call.provider, call.model, input_tokens=call.input_tokens,
+                               max_output_tokens=call.max_output_tokens)
+    token = _IN_HOOK.set(True)
+    try:
+        yield reservation
+    except BaseException:
+        reservation.release()
+        raise
+    finally:
+        _IN_HOOK.reset(token)
+
+
 def _hook_sync(original: Callable[..., Any], provider: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
@@ -158,16 +175,8 @@ def _hook_sync(original: Callable[..., Any], provider: str) -> Callable[..., Any
         call = describe(provider, options) if ACTIVE.get() or LIMIT_SOURCE else None
         if call is None:  # not a billed call, or no limit could apply: nothing to check
             return original(self, cast_to, options, *args, **kwargs)
-        reservation = reserve_call(call.provider, call.model, input_tokens=call.input_tokens,
-                                   max_output_tokens=call.max_output_tokens)
-        token = _IN_HOOK.set(True)
-        try:
+        with _reserved(call) as reservation:
             response = original(self, cast_to, options, *args, **kwargs)
-        except BaseException:
-            reservation.release()
-            raise
-        finally:
-            _IN_HOOK.reset(token)
         _settle(reservation, call, response)
         return response
 
@@ -183,16 +192,8 @@ def _hook_async(original: Callable[..., Any], provider: str) -> Callable[..., An
         call = describe(provider, options) if ACTIVE.get() or LIMIT_SOURCE else None
         if call is None:  # not a billed call, or no limit could apply: nothing to check
             return await original(self, cast_to, options, *args, **kwargs)
-        reservation = reserve_call(call.provider, call.model, input_tokens=call.input_tokens,
-                                   max_output_tokens=call.max_output_tokens)
-        token = _IN_HOOK.set(True)
-        try:
+        with _reserved(call) as reservation:
             response = await original(self, cast_to, options, *args, **kwargs)
-        except BaseException:
-            reservation.release()
-            raise
-        finally:
-            _IN_HOOK.reset(token)
         _settle(reservation, call, response)
         return response
 
