@@ -51,7 +51,7 @@ GENAI_ATTRS = {
     "gen_ai.usage.input_tokens": 1200,
     "gen_ai.usage.cache_read.input_tokens": 1024,
     "gen_ai.usage.reasoning_tokens": 0,
-    # recorded by default by the 0.62 instrumentation (FACTS.md)
+    # recorded by default by the 0.62 instrumentation
     "gen_ai.input.messages": '[{"role": "system", "parts": [{"type": "text", "content": '
                              '"You are a helpful assistant."}]}, {"role": "user", "parts": '
                              '[{"type": "text", "content": "Where is my order #1234?"}]}]',

@@ -98,6 +98,11 @@ EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
         "last_day",
     ],
     ("spanledger-spend", "Unpriced calls per day"): ["time", "model", "calls"],
+    ("spanledger-spend", "Verified and unverified spend"): [
+        "verified_usd",
+        "unverified_usd",
+        "unverified_calls",
+    ],
     ("spanledger-traces", "Top agent runs by cost"): [
         "trace_id",
         "start",

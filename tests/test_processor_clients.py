@@ -38,6 +38,7 @@ from support.processor import (
     expected_cost,
     instrumented,
 )
+from support.trust import baggage_settings
 
 CHAT = ChatUsage(prompt_tokens=1200, completion_tokens=300, cached_tokens=1024, reasoning_tokens=0)
 CLAUDE = AnthropicUsage(input_tokens=150, output_tokens=80, cache_read_input_tokens=2000,
@@ -252,7 +253,14 @@ class _Downstream(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def test_downstream_service_gets_attribution_over_http(cap: Capture) -> None:
+def test_downstream_service_gets_signed_attribution_over_http(cap: Capture) -> None:
+    """Both services hold the baggage key: attribute() signs, the downstream verifies and
+    takes the attribution (without a key it is not taken: tests/test_trust_baggage.py)."""
+    with baggage_settings(baggage_keys="platform:shared-secret"):
+        _downstream_gets_attribution(cap)
+
+
+def _downstream_gets_attribution(cap: Capture) -> None:
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
     downstream = capture()

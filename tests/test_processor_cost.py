@@ -1,7 +1,7 @@
 """Cost enrichment: priced/unpriced/no_usage/aggregate, step, cost_to_date, safety, bounds.
 
 Spans here carry the attribute names opentelemetry-instrumentation-openai and
--anthropic 0.62 emit (see FACTS.md); the real clients are exercised in
+-anthropic 0.62 emit; the real clients are exercised in
 test_processor_clients.py.
 """
 

@@ -289,3 +289,33 @@ def test_an_unreachable_collector_blocks_nothing(stub: StubProvider, cap: Captur
         call(client(stub))
     assert stub.total_requests - before == 2  # allowed ...
     assert guard_ledger.STATS.unknown_state - unknown == 2  # ... and counted
+
+
+@pytest.mark.parametrize("order", ["instrumented first", "guard first"])
+def test_an_instrumentation_wrapping_request_neither_bypasses_nor_doubles_the_check(
+        stub: StubProvider, cap: Capture, order: str) -> None:
+    """OpenInference wraps ``OpenAI.request`` itself. Put there before the guard, its wrapper
+    holds the SDK's own method; put there after, it calls the hooked one. Either way each
+    call is checked exactly once: refused before it leaves, reserved once."""
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
+    instrumentor = OpenAIInstrumentor()
+    if order == "guard first":
+        guard_clients.install()
+    instrumentor.instrument(tracer_provider=cap.provider)
+    try:
+        c = client(stub)
+        before = stub.total_requests
+        checked = guard_ledger.STATS.checked
+        limit = CALL_USD * 2 + reservation_usd() / 2  # room for 2 calls, not for a 3rd
+        made = 0
+        with pytest.raises(spanledger.BudgetExceeded), \
+                cap.tracer().start_as_current_span("agent run"), \
+                spanledger.guard(max_run_usd=limit):
+            while made < 10:
+                call(c)
+                made += 1
+        assert made == 2 and stub.total_requests - before == 2
+        assert guard_ledger.STATS.checked - checked == 3  # one check per call, the 3rd refused
+    finally:
+        instrumentor.uninstrument()

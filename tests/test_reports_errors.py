@@ -99,6 +99,29 @@ def test_bad_url_is_usage_error() -> None:
     assert "storage URL 'ftp://nowhere'" in one_line_error([*SPEND, "--url", "ftp://nowhere"])
 
 
+@pytest.mark.parametrize("argv", [[*SPEND], ["report", "traces"], ["report", "unit-economics"],
+                                  ["quarantine", "list"]])
+def test_a_reader_never_creates_a_store(tmp_path: Path, argv: list[str]) -> None:
+    """A typo in --url is named, not answered with an empty report in a new directory."""
+    missing = tmp_path / "typo" / "store"
+    line = one_line_error([*argv, "--url", f"chdb://{missing}"])
+    assert line.endswith(f"no store at {missing}: nothing was ever written there "
+                         "(check --url, or start the collector or `spanledger demo`)")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_markup_without_its_percent_sign_is_refused(tmp_path: Path) -> None:
+    """``--markup 15`` is a 15% typed without its sign far more often than a 1500% markup."""
+    assert one_line_error([*SPEND, "--model", "cost-plus", "--markup", "15"]).endswith(
+        "--markup: 15 would be a 1500% markup; write 15% (or 0.15) for 15 percent, "
+        "or 1500% if you mean it")
+    hybrid = tmp_path / "h.yaml"
+    hybrid.write_text("environments:\n  prod: {model: cost-plus, markup: 15}\n")
+    assert one_line_error([*SPEND, "--model", "hybrid", "--hybrid", str(hybrid)]).endswith(
+        "h.yaml:2: environments.prod.markup: markup is a fraction (0.15 = 15%), at most 1; "
+        "got 15")
+
+
 def test_empty_store_gives_empty_reports(tmp_path: Path) -> None:
     url = load_store(tmp_path / "store", [])
     code, out, err = run_cli([*SPEND, "--url", url, "--period", "2026-10"])
@@ -119,6 +142,7 @@ def test_empty_store_gives_empty_reports(tmp_path: Path) -> None:
 
 
 def test_store_without_tables_gives_empty_report(tmp_path: Path) -> None:
+    (tmp_path / "never-written").mkdir()
     url = f"chdb://{tmp_path / 'never-written'}"
     code, out, err = run_cli([*SPEND, "--url", url, "--format", "json"])
     assert code == 0, err

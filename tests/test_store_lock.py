@@ -70,6 +70,25 @@ def holder(path: Path, serve: bool) -> Iterator[subprocess.Popen[str]]:
             proc.wait()
 
 
+def test_demo_reset_never_deletes_a_held_store(tmp_path: Path) -> None:
+    """``demo --reset`` under a running collector would delete what it acknowledged."""
+    from support.reports import run_cli
+
+    path = tmp_path / "store"
+    with holder(path, serve=False):
+        code, out, err = run_cli(["demo", "--store", str(path), "--reset"])
+        assert code == 2, (out, err)
+        assert err.strip().splitlines() == [
+            f"spanledger demo: error: --reset: {path} is in use by another process (usually "
+            "`spanledger collector`); stop it first, or run `spanledger demo --store OTHER_DIR`"]
+        assert (path / "metadata").is_dir() and (path / "store").is_dir()
+    rows = open_store(f"chdb://{path}", read_only=True)
+    try:
+        assert rows.query("SELECT count() FROM otel_traces") == [(1,)]
+    finally:
+        rows.close()
+
+
 def test_locked_store_without_endpoint(tmp_path: Path) -> None:
     path = tmp_path / "store"
     with holder(path, serve=False):

@@ -24,7 +24,7 @@ from spanledger.reports.disagreements import build_disagreements_report
 from spanledger.reports.period import parse_month, utc_today
 from spanledger.reports.spend import SpendOptions, build_spend_report
 from spanledger.store import Store, open_store
-from support.trust import (
+from support.trust_calls import (
     append,
     call,
     ids,

@@ -18,7 +18,7 @@ import requests
 from genai_prices import Usage, calc_price
 
 from support.collector import read_store_many, start_collector
-from support.trust import MODEL, call, ids, request
+from support.trust_calls import MODEL, call, ids, request
 
 Q = Decimal("1e-12")
 

@@ -20,6 +20,23 @@ def attribution_attr(key: str) -> str:
     return ATTR_PREFIX + key
 
 
+# --- trust: who may say which team (collector tokens, signed baggage) --------
+#: resource attribute the collector stamps on every ResourceSpans with the name of the
+#: token the request presented (a value sent by a client is removed first)
+AUTH_TOKEN = "spanledger.auth.token"
+#: ``false`` on a span whose token may not claim its team, cost centre or service
+ATTRIBUTION_VERIFIED = "spanledger.attribution.verified"
+#: what an unverified span claimed, kept beside the ``(unverified)`` it is stored with
+TEAM_CLAIMED = "spanledger.team.claimed"
+COST_CENTER_CLAIMED = "spanledger.cost_center.claimed"
+#: resource attribute: the ``service.name`` an unverified resource claimed
+SERVICE_CLAIMED = "spanledger.service.claimed"
+#: the team / cost centre / service an unverified claim is stored as (its own report row)
+UNVERIFIED = "(unverified)"
+#: baggage entry: HMAC over the attribution entries, written by ``spanledger.attribute()``
+#: when a baggage key is configured, verified where the baggage arrives
+BAGGAGE_SIGNATURE = "spanledger.sig"
+
 # --- cost (written on GenAI spans) -----------------------------------------
 COST = "gen_ai.usage.cost"
 COST_INPUT = "spanledger.cost.input"

@@ -1,14 +1,8 @@
 """The FOCUS 1.3 Cost and Usage column rules, checked on a CSV: the suite's FOCUS validator.
 
-Why not the ``focus-validator`` package: the releases that validate FOCUS 1.2/1.3
-(2.x) require Python >= 3.12 (their duckdb converter uses PEP 701 f-strings, a
-SyntaxError on 3.11) and download the 1.3 rules from the network; the only
-release that installs on Python 3.11 (1.0.0) pins numpy < 2 and pandas < 3
-(chdb here runs with numpy 2 and pandas 3), needs ``multimethod < 2`` beside
-it, and checks a pre-1.0 draft (columns ``Provider``, ``Publisher``,
-``InvoiceIssuer``, ``ResourceID``; a SkuPriceId rule reading a ``ChargeType``
-column; a currency list read from a path relative to the working directory),
-so a file that follows the ratified spec fails it by construction.
+The ``focus-validator`` package runs too (tests/test_reports_focus_validator.py, in a
+Python 3.12 venv of its own), but offline it knows only the FOCUS 1.2 rules it ships (the
+1.3 rules are a download). This module is the 1.3 check.
 
 This module encodes, from the FOCUS 1.3 specification's column pages and its
 machine-readable requirements model, what can be checked on a file: every

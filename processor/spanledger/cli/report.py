@@ -77,6 +77,20 @@ def decimal_arg(flag: str) -> Callable[[str], Decimal]:
     return parse
 
 
+def markup_arg(text: str) -> Decimal:
+    """A markup as a fraction (0.15) or a percentage (15%).
+
+    A bare number above 1 is refused: ``--markup 15`` is far more often a 15% typed
+    without its sign than a 1500% markup, and an invoice is the wrong place to find out.
+    """
+    value = decimal_arg("--markup")(text)
+    if value > 1 and not text.strip().endswith("%"):
+        raise UsageError(f"--markup: {text} would be a {value * 100:f}% markup; write "
+                         f"{value:f}% (or {value / 100:f}) for {value:f} percent, or "
+                         f"{value * 100:f}% if you mean it")
+    return value
+
+
 def period_flags(p: argparse.ArgumentParser,
                  default: str = "the current month, UTC") -> None:
     g = p.add_argument_group(f"period (default: {default})")
@@ -304,7 +318,7 @@ def run_spend(args: argparse.Namespace) -> int:
     dims = parse_dimensions(args.by)
     opts = SpendOptions(
         period=_period(args), dims=dims, model=args.model,
-        markup=decimal_arg("--markup")(args.markup) if args.markup is not None else None,
+        markup=markup_arg(args.markup) if args.markup is not None else None,
         invoice_total=(decimal_arg("--invoice-total")(args.invoice_total)
                        if args.invoice_total is not None else None),
         snapshot=(parse_date(args.snapshot_prices, "--snapshot-prices")

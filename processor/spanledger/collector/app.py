@@ -14,6 +14,7 @@ import os
 import threading
 from pathlib import Path
 
+from spanledger.collector.access import Access
 from spanledger.collector.config import CollectorConfig
 from spanledger.collector.metrics import Metrics
 from spanledger.collector.receivers.grpc_receiver import GrpcReceiver
@@ -56,6 +57,8 @@ class Collector:
         self.sql_http = None
         self.budget_schedule = None
         self.store_path: str | None = None
+        #: who may write, read and claim which attribution (auth section, tokens file)
+        self.access = Access()
         self._stopped = threading.Event()
         self._started = False
 
@@ -63,6 +66,7 @@ class Collector:
     def start(self) -> Collector:
         cfg = self.config
         check_prices_file(cfg)  # before the store is opened and any port bound
+        self.access = Access.load(cfg.shared_token, cfg.auth.tokens_file)
         parsed = parse_url(cfg.clickhouse.url)
         self.store = open_store(parsed.raw, migrate=cfg.clickhouse.migrate)
         try:
@@ -91,7 +95,8 @@ class Collector:
             log.info("spool: replaying %d segment(s) left by a previous run", replay)
         self.writer = Writer(self.spool, self.store, self.metrics, workers=cfg.batch.workers,
                              pricing=cfg.pricing.enabled, prices_file=cfg.pricing.prices,
-                             bounds=cfg.trust.bounds(), dedup_window=cfg.trust.dedup_window_spans)
+                             policy=self.access.policy(), bounds=cfg.trust.bounds(),
+                             dedup_window=cfg.trust.dedup_window_spans)
         self.writer.start()
         self._gauges()
         if cfg.budgets.file:
@@ -100,8 +105,8 @@ class Collector:
             self.budget_schedule = BudgetSchedule(self.store, cfg.budgets.file,
                                                   cfg.budgets.every_s, self.metrics).start()
         budgets = {"budgets_state": self.budget_schedule.state_json if self.budget_schedule
-                   else None, "token": cfg.token}
-        intake = Intake(self.spool, self.metrics, cfg.token)
+                   else None, "read_auth": self.access.read_header}
+        intake = Intake(self.spool, self.metrics, cfg.token, self.access)
         if cfg.grpc.enabled:
             self.grpc = GrpcReceiver(intake, cfg.grpc.host, cfg.grpc.port, cfg.grpc.max_message_mb)
             self.grpc.start()
@@ -130,7 +135,7 @@ class Collector:
         try:
             pages = report_pages(self.store, self.report) if self.report is not None else None
             self.sql_http = SqlHttpServer(
-                self.store, cfg.host, cfg.port, token=self.config.token,
+                self.store, cfg.host, cfg.port, authorize=self.access.can_read,
                 max_execution_time=cfg.max_execution_time_s, max_memory_mb=cfg.max_memory_mb,
                 max_result_mb=cfg.max_result_mb, max_queued=cfg.max_queued,
                 max_wait_s=cfg.max_wait_s, pages=pages,

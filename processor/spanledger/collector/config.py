@@ -117,9 +117,14 @@ class Receivers(Section):
 
 
 class AuthConfig(Section):
+    #: one shared token: read, write and any attribution (kept next to a tokens file too)
     bearer_token: Text | None = None
     #: read the token from this environment variable instead (when bearer_token is unset)
     bearer_token_env: Text | None = None
+    #: tokens file (see collector-config/tokens.example.yaml): write tokens bound to the
+    #: services, teams and cost centres they may claim, read tokens for the SQL front,
+    #: /report and /budgets/state
+    tokens_file: FilePath | None = None
 
     @model_validator(mode="after")
     def _token_from_env(self) -> Self:
@@ -246,6 +251,14 @@ class CollectorConfig(Section):
     def token(self) -> str | None:
         """What OTLP requests (and the SQL front) must present; None: no auth."""
         return self.bearer_token or os.environ.get(TOKEN_ENV) or None
+
+    @property
+    def shared_token(self) -> str | None:
+        """The one token that may do everything. With a tokens file only ``auth.bearer_token``
+        (or ``bearer_token_env``) is: ``$SPANLEDGER_COLLECTOR_TOKEN`` is what reports present,
+        and a read token put there must not become the shared token of a collector started
+        from the same shell."""
+        return self.bearer_token if self.auth.tokens_file else self.token
 
 
 def load_config(path: str | Path | None) -> CollectorConfig:

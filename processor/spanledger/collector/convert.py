@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
@@ -77,6 +77,11 @@ class Enricher(Protocol):
     def __call__(self, attrs: dict[str, str], start_ns: int, span: SpanRef) -> None: ...
 
     def settle(self) -> None: ...
+
+
+#: called with a resource's attributes (it may change them); returns a check that may change
+#: each of its spans' attributes, or None (collector/attribution_policy.py)
+ResourceCheck = Callable[[dict[str, str]], Callable[[dict[str, str]], None] | None]
 
 
 def format_double(value: float) -> str:
@@ -175,9 +180,14 @@ def attrs_dict(kvs: Iterable[Any]) -> dict[str, str]:
 
 
 class Columns:
-    """Column lists for one Arrow table, filled request by request."""
+    """Column lists for one Arrow table, filled request by request.
 
-    def __init__(self) -> None:
+    ``policy`` (a tokens file): each resource's attributes go through it, and each of
+    its spans' attributes through the check it returns (collector/attribution_policy.py).
+    """
+
+    def __init__(self, policy: ResourceCheck | None = None) -> None:
+        self.policy = policy
         self.ts: list[int] = []
         self.trace: list[str] = []
         self.span: list[str] = []
@@ -213,7 +223,7 @@ class Columns:
         return len(self.ts)
 
     def add(self, request: ExportTraceServiceRequest, enrich: Enricher | None = None) -> None:
-        seen = self.seen
+        seen, policy = self.seen, self.policy
         kinds, codes = SPAN_KINDS, STATUS_CODES
         ts, trace, span_col, parent, state = self.ts, self.trace, self.span, self.parent, self.state
         name, kind, service = self.name, self.kind, self.service
@@ -229,6 +239,7 @@ class Columns:
         empty: list[Any] = []
         for rs in request.resource_spans:
             rattrs = attrs_dict(rs.resource.attributes)
+            check = policy(rattrs) if policy is not None else None
             rkeys, rvals = list(rattrs), list(rattrs.values())
             nres = len(rkeys)
             svc = rattrs.get(semconv.SERVICE_NAME, "")
@@ -258,6 +269,8 @@ class Columns:
                     scope_name.append(sname)
                     scope_version.append(sver)
                     attrs = attrs_dict(sp.attributes)
+                    if check is not None:
+                        check(attrs)
                     end = sp.end_time_unix_nano
                     if enrich is not None:  # (tuple.__new__: no NamedTuple frame per span)
                         enrich(attrs, start, new_tuple(SpanRef, (trace[-1], span_col[-1],

@@ -38,6 +38,10 @@ COUNTERS: dict[str, str] = {
     "requests_bad_total": "requests refused as malformed (INVALID_ARGUMENT / 400)",
     "requests_oversize_total": "requests refused as too large (RESOURCE_EXHAUSTED / 413)",
     "requests_unauthenticated_total": "requests refused for a missing or wrong bearer token",
+    "auth_stamps_stripped_total": "spanledger.auth.token values a client sent itself (removed "
+                                  "before its token's own was stamped)",
+    "spans_unverified_total": "spans whose token may not claim their team, cost centre or "
+                              "service (stored as (unverified), the claim kept beside it)",
     "requests_unavailable_total": "requests refused because the spool is full (UNAVAILABLE / 503)",
     "requests_failed_total": "requests that failed with an internal error",
     "insert_errors_total": "failed inserts into the store (retried)",

@@ -36,12 +36,14 @@ import pyarrow.compute as pc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger.collector import quarantine as q
+from spanledger.collector.attribution_policy import unverified_rows
 from spanledger.collector.bounds import Bounds
 from spanledger.collector.claims import Claim, latest
 from spanledger.collector.convert import Columns
 from spanledger.collector.spool import ARROW_SUFFIX, read_records
 
 if TYPE_CHECKING:
+    from spanledger.collector.attribution_policy import AttributionPolicy
     from spanledger.collector.pricing_enricher import PricingEnricher
 
 log = logging.getLogger(__name__)
@@ -140,8 +142,11 @@ def _chunk_file(segment: str | Path, offset: int) -> str:
 
 
 def convert_chunk(path: str, offset: int, length: int, pricing: bool,
-                  prices_file: str | None, bounds: Bounds | None = None) -> Converted:
+                  prices_file: str | None, policy: AttributionPolicy | None = None,
+                  bounds: Bounds | None = None) -> Converted:
     """Decode, price and convert whole records at ``offset`` of a sealed segment.
+
+    ``policy`` (a tokens file): each span's attribution checked against its token.
 
     The result goes to an Arrow file next to the segment, which the store reads
     its own way (no pickling through the pool, no copy in the writer's process);
@@ -177,7 +182,7 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
     _forget_chunk(enricher)
     before = _snapshot(enricher)
     try:  # the fast path: nothing out of range (checked on the built columns), no error
-        table, duplicates, keys = _convert(requests, enricher)
+        table, duplicates, keys = _convert(requests, enricher, policy=policy)
         clean = times_in_range(table)
     except Exception:
         clean = False
@@ -186,12 +191,13 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
             aside += take_out_of_range(request, segment)
         before = _snapshot(enricher)
         try:
-            table, duplicates, keys = _convert(requests, enricher)
+            table, duplicates, keys = _convert(requests, enricher, policy=policy)
         except Exception as exc:
             log.warning("spool segment %s: converting the chunk at byte %d failed (%s: %s); "
                         "converting it span by span", path, offset, type(exc).__name__, exc)
             before = _snapshot(enricher)
-            table, duplicates, keys, failed = _convert_isolating(requests, enricher, segment)
+            table, duplicates, keys, failed = _convert_isolating(requests, enricher, segment,
+                                                                 policy)
             aside += failed
     table, held, claims, money = _trusted(table, enricher, segment)
     aside += held
@@ -199,6 +205,8 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
     write_stream(table, out)
     after = _snapshot(enricher)
     counters = {k: after[k] - before.get(k, 0) for k in after}
+    if policy is not None:
+        counters["unverified"] = unverified_rows(table)
     quarantined = []
     if aside:
         qfile = f"{path}.{offset}{QUARANTINE_SUFFIX}"
@@ -212,9 +220,10 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
 
 
 def _convert(requests: list[ExportTraceServiceRequest], enricher: PricingEnricher | None,
-             seen: set[bytes] | None = None) -> tuple[pa.Table, int, bytes]:
+             seen: set[bytes] | None = None, policy: AttributionPolicy | None = None
+             ) -> tuple[pa.Table, int, bytes]:
     """The requests' spans as one table (the fast path: one set of column lists)."""
-    cols = Columns()
+    cols = Columns(policy)
     if seen is not None:
         cols.seen = seen
     for request in requests:
@@ -224,7 +233,8 @@ def _convert(requests: list[ExportTraceServiceRequest], enricher: PricingEnriche
 
 
 def _convert_isolating(requests: list[ExportTraceServiceRequest],
-                       enricher: PricingEnricher | None, segment: str
+                       enricher: PricingEnricher | None, segment: str,
+                       policy: AttributionPolicy | None = None
                        ) -> tuple[pa.Table, int, bytes, list[q.QuarantinedSpan]]:
     """Request by request, and span by span within a request that fails: only what fails
     is set aside. Slow, and only taken when the fast path raised."""
@@ -237,7 +247,7 @@ def _convert_isolating(requests: list[ExportTraceServiceRequest],
         nonlocal seen, duplicates
         trial = set(seen)  # a failure halfway must not leave its ids marked as seen
         try:
-            table, dups, _ = _convert(batch, enricher, trial)
+            table, dups, _ = _convert(batch, enricher, trial, policy)
         except Exception:
             return False
         tables.append(table)
@@ -250,7 +260,7 @@ def _convert_isolating(requests: list[ExportTraceServiceRequest],
         for rs, ss, span in spans_of(request):
             if not attempt([single_span_request(rs, ss, span)]):
                 try:
-                    _convert([single_span_request(rs, ss, span)], enricher, set())
+                    _convert([single_span_request(rs, ss, span)], enricher, set(), policy)
                     reason = "it converts alone but not after the spans before it"
                 except Exception as exc:
                     reason = f"{type(exc).__name__}: {exc}"

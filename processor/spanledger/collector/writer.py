@@ -46,6 +46,7 @@ from typing import Any
 
 from spanledger.collector import segment_conversion as conversion
 from spanledger.collector import worker_lifecycle
+from spanledger.collector.attribution_policy import AttributionPolicy
 from spanledger.collector.bounds import Bounds
 from spanledger.collector.isolation import Isolation, Outcome
 from spanledger.collector.metrics import Metrics
@@ -83,7 +84,8 @@ class Writer:
 
     def __init__(self, spool: Spool, store: Store, metrics: Metrics, *, workers: int,
                  pricing: bool, prices_file: str | None,
-                 quarantine: Quarantine | None = None, bounds: Bounds | None = None,
+                 quarantine: Quarantine | None = None,
+                 policy: AttributionPolicy | None = None, bounds: Bounds | None = None,
                  dedup_window: int = DEFAULT_CAPACITY) -> None:
         """``bounds``: per-call ceilings and the disagreement tolerance (the collector's
         ``trust`` section); ``dedup_window``: GenAI spans whose ids are remembered across
@@ -93,6 +95,8 @@ class Writer:
         self.metrics = metrics
         self.pricing = pricing
         self.prices_file = prices_file
+        #: a tokens file's attribution policy, checked in the conversion jobs
+        self.policy = policy
         self.bounds = bounds
         self.workers = workers
         #: ids of the GenAI spans written lately: a retry in a later segment is dropped
@@ -290,7 +294,8 @@ class Writer:
         else:
             job.token = conversion.segment_token(seg.path)
         for offset, length in chunks:
-            args = (str(seg.path), offset, length, self.pricing, self.prices_file, self.bounds)
+            args = (str(seg.path), offset, length, self.pricing, self.prices_file, self.policy,
+                    self.bounds)
             if self._pool is not None:
                 job.parts.append(self._pool.submit(conversion.convert_chunk, *args))
             else:
@@ -391,6 +396,7 @@ class Writer:
         m.inc("spans_same_call_total", result.counters.get("duplicate", 0))
         m.inc("cost_reported_total", result.counters.get("reported", 0))
         m.inc("cost_reported_disagreements_total", result.counters.get("reported_disagreements", 0))
+        m.inc("spans_unverified_total", result.counters.get("unverified", 0))
         self._account_trust(result.counters, job.screened or Screened())
 
     def _account_trust(self, counters: dict[str, int], screened: Screened) -> None:

@@ -223,6 +223,7 @@ def _prepare_store(url: str, reset: bool) -> None:
             if not ((path / "metadata").is_dir() and (path / "store").is_dir()):
                 raise UsageError(f"--reset: {path} does not look like a spanledger store; "
                                  "not deleting it")
+            _refuse_if_held(path)
             shutil.rmtree(path)
             return
     elif reset:
@@ -235,6 +236,20 @@ def _prepare_store(url: str, reset: bool) -> None:
             f"{where} already holds {calls:,} LLM calls (an earlier demo?). "
             "Run `spanledger demo --reset` to delete that store and start again, "
             "or `spanledger demo --store OTHER_DIR`")
+
+
+def _refuse_if_held(path: Path) -> None:
+    """Never delete a store under a running collector: it acknowledged spans that are
+    only in that store (and its spool), and would go on writing into a deleted tree."""
+    from spanledger.store import StoreLocked
+    from spanledger.store.chdb_store import ChdbStore
+
+    try:
+        ChdbStore(path).close()
+    except StoreLocked:
+        raise UsageError(f"--reset: {path} is in use by another process (usually `spanledger "
+                         "collector`); stop it first, or run `spanledger demo --store "
+                         "OTHER_DIR`") from None
 
 
 def _existing_calls(url: str) -> int:

@@ -5,7 +5,7 @@ nearly all spans are plain (HTTP, SQL, ...). So the first step is one C-level
 set test over the span's attribute names; a plain span leaves in a few hundred
 nanoseconds without a dict lookup per GenAI name, a regex or an allocation.
 
-Statuses (DESIGN.md): ``priced`` (cost attached), ``unpriced`` (usage but no
+Statuses (ARCHITECTURE.md): ``priced`` (cost attached), ``unpriced`` (usage but no
 price: no cost attribute, never a silent $0; counted and warned once per
 model), ``no_usage`` (a GenAI span without usage, or whose every count is zero:
 streaming without ``include_usage``, a failed call, an agent/tool span without a

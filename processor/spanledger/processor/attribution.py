@@ -6,6 +6,12 @@ Why baggage: it is the standard carrier that the SDK's default propagators
 in this process and in the services it calls, without any spanledger code
 there. The :class:`~spanledger.processor.cost_processor.CostSpanProcessor`
 copies the baggage onto each span as ``spanledger.<key>`` attributes.
+
+A downstream service takes that attribution only when it can trust it: with a
+baggage key configured (``SPANLEDGER_BAGGAGE_KEYS``), ``attribute()`` signs the
+attribution entries (``spanledger.sig``) and services holding the key verify them
+(:mod:`~spanledger.processor.baggage_trust`); without one, attribution stops at the
+process edge.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from opentelemetry import baggage, context
+
+from .baggage_trust import local
 
 __all__ = ["attribute"]
 
@@ -62,10 +70,12 @@ class attribute:
         return dict(self._items)
 
     def _attach(self) -> object:
-        ctx = context.get_current()
+        ctx = outer = context.get_current()
         for key, value in self._items:
             ctx = baggage.set_baggage(key, value, ctx)
-        return context.attach(ctx)
+        # marked as set here; with a baggage key, signed so a downstream service holding the
+        # key can tell them from a forged header (baggage_trust)
+        return context.attach(local(ctx, self._items, outer))
 
     def __enter__(self) -> attribute:
         self._tokens.append(self._attach())

@@ -11,7 +11,11 @@ attributes). Plain spans pass through untouched (no copy).
   attribution baggage (a thread pool, a callback, a framework that hands over
   only the span) inherits the ``spanledger.*`` attributes of the parent span in
   its context, else those of its trace's local root (when the context holds only
-  a SpanContext). Baggage that is present wins as is (no merging).
+  a SpanContext). Baggage that is present wins as is (no merging). Values that
+  are invalid (length, characters, a team outside a closed list) are dropped and
+  counted; attribution that came with a request from outside is checked where it
+  arrived (:mod:`.baggage_trust`), and by the processor itself for a span whose
+  parent is remote when the check was not in the path.
 - ``on_end``: price the span (``spanledger.pricing.price_span``), number the
   priced calls of the trace (``spanledger.step``), keep the running total
   (``spanledger.trace.cost_to_date``), and mark spans whose descendants carry
@@ -49,7 +53,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -70,7 +74,7 @@ from spanledger.pricing.span_pricing import (
 from spanledger.pricing.types import PICO_PER_USD, USD_SCALE, ZERO
 from spanledger.pricing.usage import read_call
 
-from . import sdk_access
+from . import baggage_trust, sdk_access
 
 __all__ = ["CostSpanProcessor", "ProcessorStats"]
 
@@ -158,6 +162,15 @@ class CostSpanProcessor(SpanProcessor):
         max_traces / max_age_s: bounds of the per-trace state.
         semconv_cost: also write the cost as ``gen_ai.usage.cost.amount`` (USD) and
             ``gen_ai.usage.cost.currency``; default: ``SPANLEDGER_SEMCONV_COST``.
+        trust_baggage: which attribution arriving in baggage from outside is taken:
+            ``signed`` (default; nothing without a key), ``all`` or ``none``; default
+            ``SPANLEDGER_TRUST_BAGGAGE`` (see :mod:`.baggage_trust`).
+        baggage_keys: keys that sign (``attribute()``) and verify attribution baggage:
+            ``"secret"`` or ``"id:secret,id2:secret2"`` (the first signs); default
+            ``SPANLEDGER_BAGGAGE_KEYS``.
+        teams: the closed list of teams a span may name; default ``SPANLEDGER_TEAMS``.
+        The three are process-wide (baggage is): given here they replace the settings a
+        processor or ``configure()`` installed before; all None keeps those.
     """
 
     # Slots: the per-span hooks read a dozen of these per span, and a slot read is a fixed
@@ -185,6 +198,9 @@ class CostSpanProcessor(SpanProcessor):
         max_traces: int = 10_000,
         max_age_s: float = 3600.0,
         semconv_cost: bool | None = None,
+        trust_baggage: str | None = None,
+        baggage_keys: str | Mapping[str, str] | None = None,
+        teams: Iterable[str] | None = None,
     ) -> None:
         # the pricing module's one decision, in its integer pico-dollar form (no Decimals per span)
         from spanledger.pricing.span_pricing import price_span_pico
@@ -220,6 +236,10 @@ class CostSpanProcessor(SpanProcessor):
         #: (baggage key, span attribute) pairs
         self._keys: tuple[tuple[str, str], ...] = tuple((k, sc.attribution_attr(k)) for k in keys)
         self.attribution_keys = keys
+        given = (trust_baggage, baggage_keys, teams) != (None, None, None)
+        baggage_trust.install(baggage_trust.BaggageTrust.of(
+            trust_baggage=trust_baggage, baggage_keys=baggage_keys, teams=teams,
+            attribution_keys=keys) if given else None, keys)
         self.require: tuple[str, ...] = tuple(require or ())
         self._require_attrs = tuple(sc.attribution_attr(k) for k in self.require)
         self.traces = TraceTable(max_traces=max_traces, max_age_s=max_age_s)
@@ -278,7 +298,7 @@ class CostSpanProcessor(SpanProcessor):
         if last[0] is bag:
             return last[1]
         hit = self._bag_cache.get(id(bag))
-        own = hit[1] if hit is not None and hit[0] is bag else self._from_baggage(bag)
+        own = hit[1] if hit is not None and hit[0] is bag else self._from_baggage(bag, ctx)
         self._last_bag = (bag, own)
         return own
 
@@ -298,14 +318,20 @@ class CostSpanProcessor(SpanProcessor):
             root = self.roots.get(self._trace_id_of(span))
             if root is not None:
                 return root
+        else:  # a local root without attribution: its trace id came from outside (it is in
+            # every request's header), so its spans must not fall back to the attribution of
+            # an earlier local root of that trace (another caller's request)
+            self._roots_items.pop(self._trace_id_of(span), None)
         return _EMPTY
 
-    def _from_baggage(self, bag: Any) -> dict[str, Any]:
+    def _from_baggage(self, bag: Any, ctx: context_api.Context) -> dict[str, Any]:
         own: dict[str, Any] = {}
         for key, attr in self._keys:
             value = bag.get(key)
             if value is not None and value != "":
                 own[attr] = value if isinstance(value, str) else str(value)
+        if own:  # invalid values, and inbound ones nothing vouches for, are never copied
+            own = baggage_trust.checked(own, self._keys, bag, ctx)
         if not own:
             own = _EMPTY
         cache = self._bag_cache

@@ -19,7 +19,11 @@ other distros are installed too (e.g. opentelemetry-distro), pick ours with
 
 spanledger's own settings come from the environment: ``SPANLEDGER_PRICES_FILE``
 (overrides YAML), ``SPANLEDGER_ATTRIBUTION_KEYS`` and ``SPANLEDGER_REQUIRE``
-(comma-separated baggage keys).
+(comma-separated baggage keys), and which attribution from outside is trusted
+(:mod:`.baggage_trust`): ``SPANLEDGER_TRUST_BAGGAGE`` (``signed``, the default,
+``all`` or ``none``), ``SPANLEDGER_BAGGAGE_KEYS`` (``secret`` or
+``id:secret,id2:secret2``; the first signs) and ``SPANLEDGER_TEAMS`` (a closed,
+comma-separated list of teams).
 """
 
 from __future__ import annotations

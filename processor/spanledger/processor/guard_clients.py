@@ -2,12 +2,17 @@
 
 Where the hook sits, and why: both SDKs send every API call through one
 method, ``SyncAPIClient.request`` / ``AsyncAPIClient.request`` of their
-``_base_client`` module (retries happen inside it). The OpenTelemetry
-instrumentations wrap the resource methods above it (``Completions.create``,
-``Messages.create``, ...) and never this one, so the hook is the same
-whatever was instrumented first, uninstrumenting never removes it, and it
-runs strictly before the HTTP request: a refused call never reaches the
-provider. (A span processor cannot refuse a call: the SDK swallows what its
+``_base_client`` module (retries happen inside it), and it runs strictly
+before the HTTP request: a refused call never reaches the provider. Most
+OpenTelemetry instrumentations wrap the resource methods above it
+(``Completions.create``, ``Messages.create``, ...); some (OpenInference)
+wrap ``request`` itself on the client classes (``OpenAI.request``). Such a
+wrapper, put there before the guard was installed, holds the SDK's own
+method and would bypass a hook on the base class; so every install also
+hooks ``request`` wherever a subclass defines its own, and a per-context
+flag makes the outermost hook the only one that checks (a wrapper put there
+after the guard calls the hooked base method: checked once, not twice).
+(A span processor cannot refuse a call: the SDK swallows what its
 ``on_start`` raises, and the instrumentation sets the model after the span
 started.)
 
@@ -21,13 +26,15 @@ times ``n`` choices) and, by its size, the input estimate. The response's
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import importlib
 import json
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .guard_ledger import (
@@ -59,7 +66,11 @@ _ENDPOINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 _MARK = "__spanledger_guard__"
 _LOCK = threading.Lock()
-_INSTALLED: dict[tuple[str, str], Any] = {}
+#: (module, class qualname) -> (the class, the ``request`` it had before the hook)
+_INSTALLED: dict[tuple[str, str], tuple[type, Any]] = {}
+#: set while a hooked ``request`` of this context runs: an inner hook passes straight through
+_IN_HOOK: contextvars.ContextVar[bool] = contextvars.ContextVar("spanledger_guard_hook",
+                                                               default=False)
 
 
 class Call:
@@ -140,19 +151,32 @@ def _settle(reservation: Reservation, call: Call, response: Any) -> None:
     reservation.settle(actual)  # None: a stream or an unpriced answer counts its reservation
 
 
+@contextlib.contextmanager
+def _reserved(call: Call) -> Iterator[Reservation]:
+    """The call's worst case held against its limits while it runs (released if it
+    fails); inner hooks of the same call (another SDK layer) pass it through."""
+    reservation = reserve_call(call.provider, call.model, input_tokens=call.input_tokens,
+                               max_output_tokens=call.max_output_tokens)
+    token = _IN_HOOK.set(True)
+    try:
+        yield reservation
+    except BaseException:
+        reservation.release()
+        raise
+    finally:
+        _IN_HOOK.reset(token)
+
+
 def _hook_sync(original: Callable[..., Any], provider: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        if _IN_HOOK.get():  # an outer hook of this call checks it
+            return original(self, cast_to, options, *args, **kwargs)
         call = describe(provider, options) if ACTIVE.get() or LIMIT_SOURCE else None
         if call is None:  # not a billed call, or no limit could apply: nothing to check
             return original(self, cast_to, options, *args, **kwargs)
-        reservation = reserve_call(call.provider, call.model, input_tokens=call.input_tokens,
-                                   max_output_tokens=call.max_output_tokens)
-        try:
+        with _reserved(call) as reservation:
             response = original(self, cast_to, options, *args, **kwargs)
-        except BaseException:
-            reservation.release()
-            raise
         _settle(reservation, call, response)
         return response
 
@@ -163,16 +187,13 @@ def _hook_sync(original: Callable[..., Any], provider: str) -> Callable[..., Any
 def _hook_async(original: Callable[..., Any], provider: str) -> Callable[..., Any]:
     @functools.wraps(original)
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        if _IN_HOOK.get():  # an outer hook of this call checks it
+            return await original(self, cast_to, options, *args, **kwargs)
         call = describe(provider, options) if ACTIVE.get() or LIMIT_SOURCE else None
         if call is None:  # not a billed call, or no limit could apply: nothing to check
             return await original(self, cast_to, options, *args, **kwargs)
-        reservation = reserve_call(call.provider, call.model, input_tokens=call.input_tokens,
-                                   max_output_tokens=call.max_output_tokens)
-        try:
+        with _reserved(call) as reservation:
             response = await original(self, cast_to, options, *args, **kwargs)
-        except BaseException:
-            reservation.release()
-            raise
         _settle(reservation, call, response)
         return response
 
@@ -181,31 +202,42 @@ def _hook_async(original: Callable[..., Any], provider: str) -> Callable[..., An
 
 
 def install() -> list[str]:
-    """Hook every client SDK that is importable (idempotent); the names hooked."""
+    """Hook every client SDK that is importable, and every subclass that defines its own
+    ``request`` (an instrumentation's wrapper); idempotent, cheap to call again."""
     hooked = []
     with _LOCK:
         for module_name, class_name, provider in TARGETS:
-            if (module_name, class_name) in _INSTALLED:
-                hooked.append(f"{module_name}.{class_name}")
-                continue
             try:
-                cls = getattr(importlib.import_module(module_name), class_name)
+                base = getattr(importlib.import_module(module_name), class_name)
             except (ImportError, AttributeError):
                 continue
-            original = cls.__dict__.get("request")
-            if original is None or getattr(original, _MARK, False):
-                continue
             make = _hook_async if class_name.startswith("Async") else _hook_sync
-            cls.request = make(original, provider)
-            _INSTALLED[(module_name, class_name)] = original
-            hooked.append(f"{module_name}.{class_name}")
+            for cls in _with_subclasses(base):
+                key = (cls.__module__, cls.__qualname__)
+                original = cls.__dict__.get("request")
+                if original is None:
+                    continue  # inherits a hooked method
+                if not getattr(original, _MARK, False):
+                    cls.request = make(original, provider)  # type: ignore[attr-defined]
+                    _INSTALLED[key] = (cls, original)
+                if key in _INSTALLED:
+                    hooked.append(f"{cls.__module__}.{cls.__qualname__}")
     return hooked
+
+
+def _with_subclasses(cls: type) -> list[type]:
+    out, todo = [], [cls]
+    while todo:
+        c = todo.pop()
+        out.append(c)
+        todo.extend(c.__subclasses__())
+    return out
 
 
 def uninstall() -> None:
     """Put the SDKs' own methods back (tests; an application never needs to)."""
     with _LOCK:
-        for (module_name, class_name), original in list(_INSTALLED.items()):
-            cls = getattr(importlib.import_module(module_name), class_name)
-            cls.request = original
-            del _INSTALLED[(module_name, class_name)]
+        for key, (cls, original) in list(_INSTALLED.items()):
+            if getattr(cls.__dict__.get("request"), _MARK, False):
+                cls.request = original  # type: ignore[attr-defined]
+            del _INSTALLED[key]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -31,7 +31,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from spanledger import semconv
 
-from . import sdk_access
+from . import baggage_trust, sdk_access
 from .cost_processor import CostSpanProcessor
 
 __all__ = ["configure", "ensure_propagators", "otlp_exporter"]
@@ -85,7 +85,9 @@ def ensure_propagators() -> None:
     Attribution travels to downstream services as W3C baggage; the SDK's
     default propagators carry it, but an ``OTEL_PROPAGATORS`` without
     ``baggage`` would silently drop it. Missing ones are appended (others,
-    e.g. b3, are kept); ``OTEL_PROPAGATORS=none`` is respected.
+    e.g. b3, are kept); ``OTEL_PROPAGATORS=none`` is respected. Then the whole is
+    wrapped in the check of inbound attribution (:mod:`.baggage_trust`), so no
+    baggage extractor added here runs after it.
     """
     if os.environ.get("OTEL_PROPAGATORS", "").strip().lower() == "none":
         return
@@ -98,6 +100,7 @@ def ensure_propagators() -> None:
         logger.info("spanledger: adding %s to the global propagators (attribution needs baggage)",
                     ", ".join(type(p).__name__ for p in added))
         propagate.set_global_textmap(CompositePropagator(members + added))
+    baggage_trust.install(None)
 
 
 def configure(
@@ -117,6 +120,9 @@ def configure(
     max_traces: int = 10_000,
     max_age_s: float = 3600.0,
     semconv_cost: bool | None = None,
+    trust_baggage: str | None = None,
+    baggage_keys: str | Mapping[str, str] | None = None,
+    teams: Iterable[str] | None = None,
 ) -> TracerProvider:
     """Set up tracing with cost attribution in one call; returns the TracerProvider.
 
@@ -142,6 +148,11 @@ def configure(
         max_traces / max_age_s: bounds of the processor's per-trace state.
         semconv_cost: also write the cost as ``gen_ai.usage.cost.amount`` / ``.currency``
             (the names the GenAI conventions are converging on); else SPANLEDGER_SEMCONV_COST.
+        trust_baggage: attribution in baggage from outside: ``signed`` (default: only with a
+            valid signature), ``all`` or ``none``; else SPANLEDGER_TRUST_BAGGAGE.
+        baggage_keys: ``"secret"`` or ``"id:secret,id2:secret2"``: ``attribute()`` signs with
+            the first, inbound signatures verify with any; else SPANLEDGER_BAGGAGE_KEYS.
+        teams: the closed list of teams a span may name; else SPANLEDGER_TEAMS.
     """
     attrs: dict[str, Any] = dict(resource_attributes or {})
     if service_name:
@@ -159,6 +170,9 @@ def configure(
         max_traces=max_traces,
         max_age_s=max_age_s,
         semconv_cost=semconv_cost,
+        trust_baggage=trust_baggage,
+        baggage_keys=baggage_keys,
+        teams=teams,
     )
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(processor)

@@ -23,6 +23,9 @@ ones that apply to token usage):
   (and the deprecated ProviderName) name the provider; ServiceName its AI service
   (``OpenAI API``, ``Amazon Bedrock``, ...); ServiceCategory ``AI and Machine
   Learning``, ServiceSubcategory ``Generative AI``.
+- InvoiceId (Recommended): the period's chargeback statement, a provisional invoice
+  (``spanledger-20261101-20261201``): the provider's invoice is not known when spans are
+  metered (``spanledger reconcile`` compares the two).
 - Attribution: Tags, a JSON object (team, feature, customer, cost_center,
   environment, service); empty values are left out, no attribution is null.
 - Unpriced calls are left out (FOCUS has no null BilledCost, and $0 would say
@@ -85,7 +88,7 @@ _MONEY = ("BilledCost", "ContractedCost", "EffectiveCost", "ListCost")
 _TEXT = ("BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",
          "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription",
          "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart", "ConsumedUnit",
-         "HostProviderName", "InvoiceIssuerName", "PricingCategory", "PricingUnit",
+         "HostProviderName", "InvoiceId", "InvoiceIssuerName", "PricingCategory", "PricingUnit",
          "ProviderName", "PublisherName", "ResourceId", "ResourceName", "ResourceType",
          "ServiceCategory", "ServiceName", "ServiceProviderName", "ServiceSubcategory", "SkuId",
          "SkuMeter", "Tags")
@@ -199,6 +202,7 @@ def focus_row(key: tuple[Any, ...], c: _Charge, period: Period) -> dict[str, Any
         "PricingQuantity": Decimal(c.tokens) if requests else Decimal(c.tokens) / THOUSAND,
         "PricingUnit": REQUESTS if requests else PRICING_UNIT, "PricingCategory": "Standard",
         "ServiceProviderName": service_provider, "HostProviderName": host,
+        "InvoiceId": f"spanledger-{period.start:%Y%m%d}-{period.end_exclusive:%Y%m%d}",
         "InvoiceIssuerName": service_provider, "ProviderName": service_provider,
         "PublisherName": service_provider, "ServiceName": service,
         "ServiceCategory": SERVICE_CATEGORY,

@@ -66,13 +66,15 @@ from spanledger.reports.queries import (
     Scope,
     SpendRow,
     TraceRow,
+    UnverifiedSpend,
     fetch_daily,
     fetch_spend,
     fetch_traces,
+    fetch_unverified,
     missing_rollups,
 )
 from spanledger.reports.revenue import Revenue
-from spanledger.reports.spend import SpendOptions, spend_report
+from spanledger.reports.spend import SpendOptions, spend_report, unverified_note
 from spanledger.reports.tabular import UNPRICED, Report
 from spanledger.reports.traces import traces_report
 from spanledger.store.base import Store
@@ -151,6 +153,8 @@ class HtmlData:
     drill: DrillData | None = None
     #: the live page's form (None: a saved file)
     pickers: Pickers | None = None
+    #: spend stored as (unverified): its collector token may not claim its attribution
+    unverified: UnverifiedSpend | None = None
 
 
 def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = None,
@@ -196,7 +200,9 @@ def fetch_html_data(store: Store, period: Period, *, budgets: Budgets | None = N
         mix=MixData([], []) if empty else fetch_mix(store, period, scope),
         callout_days=[] if empty else fetch_callout_days(store, period, scope),
         drill=DrillData([], []) if empty else fetch_drilldown(store, traces),
-        pickers=pickers)
+        pickers=pickers,
+        unverified=None if empty else fetch_unverified(store, period, env, team=team,
+                                                       feature=feature))
 
 
 def sections(data: HtmlData) -> list[tuple[str, str, str]]:
@@ -204,6 +210,8 @@ def sections(data: HtmlData) -> list[tuple[str, str, str]]:
     period, rows, env = data.period, data.spend, data.env
     by_team = spend_report(_regroup(rows, 0), SpendOptions(period, ("team",), env=env))
     by_feature = spend_report(rows, SpendOptions(period, ("team", "feature"), env=env))
+    if data.unverified is not None and data.unverified.calls:
+        by_team.notes.append(unverified_note(data.unverified))
     top_traces = traces_report(data.traces, period, data.top)
     for r in top_traces.rows:  # a list a line can break after (CSV keeps "a,b")
         r["models"] = r["models"].replace(",", ", ")
@@ -265,13 +273,13 @@ def render_html(data: HtmlData) -> str:
 <p class="sub">{period.start} to {period.end} (UTC){scope} · generated
 {data.generated:%Y-%m-%d %H:%M} UTC by spanledger{live} · actual prices at call time</p>
 {render_pickers(data.pickers)}
-<div class="cards">{_cards(data.spend, len(data.traces))}</div>
+<div class="cards">{_cards(data.spend, len(data.traces), data.unverified)}</div>
 {body}
 </body></html>
 """
 
 
-def _cards(rows: list[SpendRow], traces: int) -> str:
+def _cards(rows: list[SpendRow], traces: int, unverified: UnverifiedSpend | None = None) -> str:
     """The headline numbers; unpriced calls and untagged spend in red when there are any.
 
     LLM calls, tool calls and vector-database calls are counted apart; spend is "unpriced"
@@ -297,6 +305,9 @@ def _cards(rows: list[SpendRow], traces: int) -> str:
     ]
     if duplicates:
         cards.append(("duplicate spans (counted once)", f"{duplicates:,}", ""))
+    if unverified is not None and unverified.calls:
+        cards.append((f"unverified spend ({unverified.calls:,} calls its token may not "
+                      "attribute)", svg.usd_label(unverified.cost), "warn"))
     return "".join(f'<div class="card"><div class="v {cls}">{escape(v)}</div>'
                    f'<div class="k">{escape(k)}</div></div>' for k, v, cls in cards)
 

@@ -52,6 +52,9 @@ def _rule(node: yamlconf.Node) -> Rule:
         raise node.error("cost-plus needs a markup (0.15 = 15%)", key="markup")
     if model != "cost-plus" and markup is not None:
         raise node.error(f"markup applies to cost-plus only, not {model}", key="markup")
+    if markup is not None and markup > 1:  # 15 is a 15% without its sign, not 1500%
+        raise node.error(f"markup is a fraction (0.15 = 15%), at most 1; got {markup}",
+                         key="markup")
     return Rule(model, markup or Decimal(0))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from spanledger.errors import UsageError
 from spanledger.reports.period import Period
+from spanledger.semconv import UNVERIFIED
 from spanledger.store.base import Store
 
 #: ``--by`` dimension -> llm_cost_daily column
@@ -436,6 +437,31 @@ def fetch_unpriced(store: Store, period: Period, env: str | None = None) -> tupl
             f"{_env_filter(env)}")
     row = read_rows(store, cols, rest)[0]
     return int(row["calls"]), int(row["tokens"])
+
+
+# -- unverified attribution ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class UnverifiedSpend:
+    """Calls whose collector token may not claim their team, cost centre or service.
+
+    They are stored with ``(unverified)`` in that column (its own report row); this
+    counts them whatever the report is grouped by.
+    """
+
+    calls: int
+    cost: Decimal
+
+
+def fetch_unverified(store: Store, period: Period, env: str | None = None, *,
+                     team: str | None = None, feature: str | None = None) -> UnverifiedSpend:
+    """Calls and cost of the period stored as ``(unverified)`` in any attribution column."""
+    mark = sql_str(UNVERIFIED)
+    cols = (Col("calls", "sum(Calls)"), _COST)
+    rest = (f"FROM llm_cost_daily {_period_where(period, env, team, feature)} "
+            f"AND (Team = {mark} OR CostCenter = {mark} OR ServiceName = {mark})")
+    row = read_rows(store, cols, rest)[0]
+    return UnverifiedSpend(int(row["calls"]), row["cost"])
 
 
 # -- unit economics: outcomes, runs, customers, call kinds, steps --------------------------

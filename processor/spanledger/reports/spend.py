@@ -26,13 +26,16 @@ from spanledger.reports.queries import (
     NO_TABLES,
     ModelUsageRow,
     SpendRow,
+    UnverifiedSpend,
     fetch_call_usage,
     fetch_model_usage,
     fetch_spend,
+    fetch_unverified,
     missing_rollups,
 )
 from spanledger.reports.shared_costs import SharedCosts
 from spanledger.reports.tabular import Report
+from spanledger.semconv import UNVERIFIED
 from spanledger.store.base import Store
 
 MODELS = ("showback", "proportional", "cost-plus", "budget", "fixed", "hybrid")
@@ -156,8 +159,19 @@ def build_spend_report(store: Store, opts: SpendOptions) -> Report:
     if opts.gpu is not None:
         gpu_usage = fetch_model_usage(store, opts.period, opts.dims, opts.env)
     report = spend_report(rows, opts, snapshot, gpu_usage=gpu_usage)
+    unverified = fetch_unverified(store, opts.period, opts.env)
+    if unverified.calls:
+        report.notes.append(unverified_note(unverified))
     report.notes += trust_notes
     return report
+
+
+def unverified_note(spend: UnverifiedSpend) -> str:
+    """What the ``(unverified)`` rows are: spend no collector token vouches for."""
+    return (f"{spend.cost:.2f} USD ({spend.calls} calls) is unverified: the collector token "
+            f"that sent it may not claim its team, cost centre or service, so it is stored as "
+            f"{UNVERIFIED} (its claim in spanledger.team.claimed, .cost_center.claimed, "
+            ".service.claimed) and charged to no one")
 
 
 def spend_report(rows: list[SpendRow], opts: SpendOptions,

@@ -34,6 +34,7 @@ from spanledger.store.base import (
     dedup_settings,
     quote_ident,
 )
+from spanledger.store.url import StoreUrlError
 from spanledger.store.values import arrow_rows, params_text
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,9 @@ class ChdbStore(StoreHandle):
     ) -> None:
         self.path = str(Path(path).expanduser().resolve())
         self.url = url or f"chdb://{self.path}"
+        if read_only and not Path(self.path).is_dir():  # a reader never creates a store
+            raise StoreUrlError(f"no store at {self.path}: nothing was ever written there "
+                             "(check --url, or start the collector or `spanledger demo`)")
         self.read_only = read_only
         shared = _acquire(self.path)
         self._session = shared.session

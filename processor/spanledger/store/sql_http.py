@@ -140,8 +140,10 @@ class SqlHttpServer:
     one runs at a time, ``max_queued`` may wait (see the module docstring).
     ``port=0`` picks a free port (see :attr:`port` / :attr:`url` after start()).
     With ``token`` set, a request must present it as the password (Basic auth,
-    ``X-ClickHouse-Key`` or ``?password=``) or as ``Authorization: Bearer``.
-    ``pages`` are GET paths served beside the SQL interface behind the same token
+    ``X-ClickHouse-Key`` or ``?password=``) or as ``Authorization: Bearer``. With
+    ``authorize`` (the collector's read-token check; the store cannot know the
+    collector's tokens) it is asked with every secret offered those ways instead.
+    ``pages`` are GET paths served beside the SQL interface behind the same check
     (``?token=`` also works there, and a browser is asked for it with Basic auth):
     the collector's live ``/report`` page.
     """
@@ -152,6 +154,7 @@ class SqlHttpServer:
         host: str = "127.0.0.1",
         port: int = 8123,
         token: str | None = None,
+        authorize: Callable[[list[str]], bool] | None = None,
         max_execution_time: int = 10,
         max_memory_mb: int = 256,
         max_result_mb: int = 64,
@@ -171,6 +174,7 @@ class SqlHttpServer:
         self.host = host
         self.port = port
         self.token = token
+        self.authorize = authorize
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._version: str | None = None
@@ -221,7 +225,7 @@ class SqlHttpServer:
         return self._version
 
     def authorized(self, headers: Any, params: dict[str, str]) -> bool:
-        if not self.token:
+        if not self.token and self.authorize is None:
             return True
         offered: list[str] = []
         auth = headers.get("Authorization", "")
@@ -234,6 +238,9 @@ class SqlHttpServer:
             offered.append(headers["X-ClickHouse-Key"])
         if "password" in params:
             offered.append(params["password"])
+        if self.authorize is not None:
+            return self.authorize(offered)
+        assert self.token is not None
         return any(hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
 
     def run(self, sql: str, params: dict[str, str],

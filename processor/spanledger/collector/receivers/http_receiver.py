@@ -19,12 +19,12 @@ so a slot is held only while a complete body is decoded and spooled.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import threading
 from collections.abc import Callable
 
 from spanledger.collector import otlp
+from spanledger.collector.access import Access
 from spanledger.collector.receivers import http_body
 from spanledger.collector.receivers.guarded_http import (
     BodyBudgetExceeded,
@@ -56,10 +56,13 @@ class HttpServer:
                  health: Callable[[], tuple[bool, str]] | None,
                  metrics_text: Callable[[], str] | None, limits: Limits | None = None,
                  budgets_state: Callable[[], bytes | None] | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None,
+                 read_auth: Callable[[str | None], bool] | None = None) -> None:
         self.intake = intake
-        #: ``GET /budgets/state`` (bearer ``token`` when set): the budget evaluator's JSON
-        self.budgets_state, self.token = budgets_state, token
+        #: ``GET /budgets/state``: the budget evaluator's JSON, for a read token
+        #: (``read_auth`` of the Authorization header; else the bearer ``token`` when set)
+        self.budgets_state = budgets_state
+        self.read_auth = read_auth if read_auth is not None else Access(token).read_header
         self.max_body = max_body_mb * 1024 * 1024
         self.health = health
         self.metrics_text = metrics_text
@@ -117,10 +120,9 @@ class HttpServer:
                     self._send(404, b"not found\n", "text/plain")
 
             def _budgets_state(self) -> None:
-                auth = self.headers.get("Authorization") or ""
-                if outer.token and not (auth.startswith("Bearer ") and hmac.compare_digest(
-                        auth[7:].strip().encode(), outer.token.encode())):
-                    self._send(401, b"missing or wrong bearer token\n", "text/plain")
+                if not outer.read_auth(self.headers.get("Authorization")):
+                    self._send(401, b"missing or wrong bearer token (a read token)\n",
+                               "text/plain")
                     return
                 assert outer.budgets_state is not None
                 body = outer.budgets_state()

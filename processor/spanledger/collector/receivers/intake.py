@@ -9,13 +9,15 @@ take the collector down.
 from __future__ import annotations
 
 import enum
-import hmac
 import logging
 from dataclasses import dataclass
 
 from spanledger.collector import otlp
+from spanledger.collector.access import Access, bearer
 from spanledger.collector.metrics import Metrics
+from spanledger.collector.receivers import token_stamp
 from spanledger.collector.spool import Spool, SpoolClosed, SpoolFull
+from spanledger.collector.tokens import WRITE
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +41,15 @@ class Outcome:
 
 
 class Intake:
-    def __init__(self, spool: Spool, metrics: Metrics, token: str | None) -> None:
+    """``token``: the shared bearer token; ``access``: the collector's auth (a tokens file),
+    which replaces it. With a tokens file each accepted request's resources are stamped
+    with the name of its token (:mod:`.token_stamp`) before they are spooled."""
+
+    def __init__(self, spool: Spool, metrics: Metrics, token: str | None,
+                 access: Access | None = None) -> None:
         self.spool = spool
         self.metrics = metrics
-        self.token = token
-
-    def authorized(self, header: str | None) -> bool:
-        if not self.token:
-            return True
-        if not header or not header.lower().startswith("bearer "):
-            return False
-        return hmac.compare_digest(header[7:].strip().encode(), self.token.encode())
+        self.access = access if access is not None else Access(token)
 
     def refuse(self, refusal: Refusal, message: str) -> Outcome:
         counter = {
@@ -65,8 +65,12 @@ class Intake:
     def handle(self, body: bytes, *, json_body: bool, auth_header: str | None) -> Outcome:
         self.metrics.inc("requests_total")
         try:
-            if not self.authorized(auth_header):
+            token = self.access.find(bearer(auth_header))
+            if token is None:
                 return self.refuse(Refusal.UNAUTHENTICATED, "missing or wrong bearer token")
+            if not token.may(WRITE):
+                return self.refuse(Refusal.UNAUTHENTICATED,
+                                   f"token {token.name!r} is a read token: it may not send spans")
             try:
                 accepted = otlp.parse_json(body) if json_body else otlp.parse_protobuf(body)
             except otlp.BadRequest as exc:
@@ -74,6 +78,11 @@ class Intake:
             if accepted.rejected:
                 self.metrics.inc("spans_rejected_total", accepted.rejected)
             if accepted.spans:
+                if self.access.stamps:
+                    accepted.payload, forged = token_stamp.stamp(
+                        accepted.payload, accepted.request, token.name)
+                    if forged:
+                        self.metrics.inc("auth_stamps_stripped_total", forged)
                 try:
                     self.spool.append(accepted.payload, accepted.spans)
                 except SpoolFull as exc:
