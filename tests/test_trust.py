@@ -18,12 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from spanledger import semconv as sc
+from spanledger.collector.attribution_policy import AttributionPolicy
 from spanledger.collector.bounds import Bounds
+from spanledger.collector.tokens import Grant, Patterns
 from spanledger.reports.closing import close_month, month_totals
 from spanledger.reports.disagreements import build_disagreements_report
 from spanledger.reports.period import parse_month, utc_today
 from spanledger.reports.spend import SpendOptions, build_spend_report
 from spanledger.store import Store, open_store
+from support.loadgen import _kv
 from support.trust_calls import (
     append,
     call,
@@ -319,3 +323,25 @@ def test_period_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     capsys.readouterr()
     assert main(["period", "list", "--url", url]) == 0
     assert "open period starts 1970-01-01" in capsys.readouterr().out
+    assert main(["report", "disagreements", "--url", url, "--period", last]) == 0
+    assert f"Reported costs vs the collector's {last}" in capsys.readouterr().out
+
+
+def test_a_rejected_claim_keeps_the_attribution_its_token_allows(store: Store,
+                                                                  tmp_path: Path) -> None:
+    """Musts 1 and 4 together: a call that claims `aggregate` under the victim's team, sent
+    with a token bound to its own team, is counted as a call, and as (unverified)."""
+    before = _victim_baseline(store, tmp_path, calls=1)
+    policy = AttributionPolicy({"hostile": Grant(Patterns.of(["hostile-svc"]),
+                                                 Patterns.of(["hostile"]), Patterns.of(["*"]))})
+    hidden = call(VICTIM, extra={"spanledger.cost.status": "aggregate"})
+    req = request([hidden], service="hostile-svc")
+    req.resource_spans[0].resource.attributes.append(_kv(sc.AUTH_TOKEN, "hostile"))  # the stamp
+    spool = spool_at(tmp_path / "bound")
+    append(spool, req)
+    write_all(spool, store, policy=policy)
+
+    assert team_totals(store, VICTIM) == before
+    assert store.query("SELECT Team, Status, ClaimRejected FROM llm_calls "
+                       "WHERE ServiceName = 'hostile-svc'") == [(sc.UNVERIFIED, "priced",
+                                                                  "aggregate")]
