@@ -28,6 +28,7 @@ E2E = (
     "test_processor_clients.py",
     "test_processor_conventions.py",
     "test_store_lock.py",
+    "test_trust_e2e.py",
     "test_deploy_compose.py::test_example_service_exports_costed_attributed_spans",
     "test_processor_setup.py::test_zero_code_opentelemetry_instrument",
     "test_processor_setup.py::test_configure_one_liner_honours_otel_env",

@@ -1,9 +1,10 @@
 """Real OTLP from the OpenTelemetry SDK exporters (gRPC and HTTP) into a running collector.
 
 Checks what a user sees in ClickHouse after SIGTERM: every span stored once
-with the contrib exporter's column values, collector-priced spans carrying the
-same cost attributes as the in-service processor would, and rollups equal to
-sums computed here in Python with Decimal.
+with the contrib exporter's column values, every GenAI span priced by the collector
+with the same cost attributes as the in-service processor would (a service's own
+figure kept beside it as reported), and rollups equal to sums computed here in
+Python with Decimal.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _emit(provider: TracerProvider, n: int, prefix: str) -> list[dict[str, objec
         agent.set_attribute("gen_ai.usage.input_tokens", 999)
         agent.set_attribute("spanledger.team", f"{prefix}-team")
         for i in range(n):
-            cost = Decimal("0.000123456789") * (i + 1)
+            cost = Decimal("0.000123456789") * (i + 1)  # the service's figure: not stored
             with tracer.start_as_current_span(f"chat gpt-4o-mini {i}", kind=SpanKind.CLIENT) as sp:
                 sp.set_attribute("gen_ai.operation.name", "chat")
                 sp.set_attribute("gen_ai.provider.name", "openai")
@@ -58,7 +59,7 @@ def _emit(provider: TracerProvider, n: int, prefix: str) -> list[dict[str, objec
                 sp.set_attribute("gen_ai.request.temperature", 0.5)
                 if i == 0:
                     sp.set_status(Status(StatusCode.ERROR, "rate limited"))
-                expected.append({"cost": cost, "kind": "priced"})
+                expected.append({"cost": cost, "usage": (100 + i, 10 + i, 0), "kind": "priced"})
         for i in range(n):
             usage = (1000 + 10 * i, 50 + i, 200)
             with tracer.start_as_current_span(f"chat unpriced {i}", kind=SpanKind.CLIENT) as sp:
@@ -110,7 +111,7 @@ def test_sdk_exporter_to_rollups(tmp_path: Path, transport: str) -> None:
         assert collector.stop() == 0, "".join(collector.output)
     assert not (store / "collector.json").exists()  # the SQL endpoint was withdrawn
 
-    (rows, traces, calls, daily, by_trace, attrs) = read_store_many(store, [
+    (rows, traces, calls, daily, by_trace, attrs, reported) = read_store_many(store, [
         "SELECT count(), uniqExact(TraceId, SpanId) FROM otel_traces",
         "SELECT DISTINCT ServiceName, length(TraceId), length(SpanId), ScopeName, ScopeVersion "
         "FROM otel_traces",
@@ -120,15 +121,19 @@ def test_sdk_exporter_to_rollups(tmp_path: Path, transport: str) -> None:
         "SELECT SpanKind, StatusCode, StatusMessage, SpanAttributes['llm.is_streaming'], "
         "SpanAttributes['gen_ai.request.temperature'], SpanAttributes['gen_ai.usage.input_tokens'] "
         "FROM otel_traces WHERE SpanName = 'chat gpt-4o-mini 0'",
+        "SELECT CostReportedBy, count(), sum(CostReported) FROM llm_calls "
+        "WHERE CostReportedBy != '' GROUP BY CostReportedBy",
     ])
     assert rows[0] == (sent, sent)
     assert traces == [(f"svc-{transport}", 32, 16, "tests.collector", "1.0")]
     assert attrs == [(SPAN_KINDS[3], STATUS_CODES[2], "rate limited", "false", "0.5", "100")]
 
-    priced_sdk = sum((e["cost"] for e in expected if e["kind"] == "priced"), Decimal(0))
-    priced_collector = sum((_independent_cost(e["usage"]) for e in expected  # type: ignore[arg-type]
-                            if e["kind"] == "collector"), Decimal(0))
-    total = (priced_sdk + priced_collector).quantize(Q)
+    # the collector decides every cost; the services' own figures are kept beside, not summed
+    total = sum((_independent_cost(e["usage"]) for e in expected  # type: ignore[arg-type]
+                 if e["kind"] in ("priced", "collector")), Decimal(0)).quantize(Q)
+    service_figures = sum((e["cost"] for e in expected if e["kind"] == "priced"), Decimal(0))
+    assert [(by, n) for by, n, _ in reported] == [("service", 6)]
+    assert abs(reported[0][2] - service_figures) <= Decimal("1e-9")
     by_status = {s: (n, c) for s, n, c in calls}
     assert by_status["aggregate"] == (1, Decimal(0))  # the agent span: marked, not counted
     assert by_status["unpriced"] == (1, Decimal(0))  # unknown model: no silent $0 cost row
@@ -148,7 +153,7 @@ def test_collector_prices_unpriced_spans_like_the_processor(tmp_path: Path) -> N
         exporter = GrpcExporter(endpoint=collector.grpc_target, insecure=True)
         expected = _emit(_provider(exporter, "svc-price"), 2, "p")
         collector.wait_metric("spans_written_total", len(expected) + 1)
-        assert collector.metric("spans_priced_total") == 2
+        assert collector.metric("spans_priced_total") == 4  # the services' two re-priced too
         assert collector.metric("spans_unpriced_total") == 1
         assert collector.metric("spans_aggregate_total") == 1
     finally:

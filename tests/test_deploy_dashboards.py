@@ -84,6 +84,9 @@ EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
         "cumulative_usd",
         "budget_usd",
     ],
+    ("spanledger-spend", "Reported cost disagreements and late arrivals"): [
+        "service", "calls", "disagreeing_calls", "late_calls", "late_cost_usd",
+    ],
     ("spanledger-spend", "Unpriced calls"): [
         "service",
         "provider",

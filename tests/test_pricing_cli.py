@@ -264,6 +264,9 @@ def test_unpriced_lists_calls_from_the_store(tmp_path: Path) -> None:
 
 
 def test_unpriced_on_a_store_without_schema_exits_1(tmp_path: Path) -> None:
+    # a directory that exists but was never migrated (one that does not exist is refused
+    # before anything opens it: tests/test_reports_errors.py)
+    (tmp_path / "empty").mkdir()
     url = f"chdb://{tmp_path / 'empty'}"
     run = subprocess.run(
         [sys.executable, "-m", "spanledger", "prices", "unpriced", "--url", url],

@@ -87,7 +87,7 @@ def test_every_map_read_uses_a_literal_name() -> None:
 
 def test_cost_statuses_in_the_sql_are_semconv_statuses() -> None:
     statuses = {semconv.STATUS_PRICED, semconv.STATUS_UNPRICED, semconv.STATUS_AGGREGATE,
-                semconv.STATUS_NO_USAGE, semconv.STATUS_DUPLICATE}
+                semconv.STATUS_NO_USAGE, semconv.STATUS_DUPLICATE, semconv.STATUS_INVALID}
     used = set()
     for path in migrations():
         text = path.read_text(encoding="utf-8")

@@ -85,14 +85,18 @@ def test_cluster_rendering() -> None:
         assert f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER prod" in text
     # materialized views read and write the local tables, never the Distributed ones
     views = [s for s in statements if "MATERIALIZED VIEW" in s]
-    # three views, created by 0002-0004 and recreated by 0006 (DROP VIEW ... ON CLUSTER first),
-    # and the two outcome views of 0009
+    # three views, created by 0002-0004 and recreated by 0006 and 0010 (DROP VIEW ... ON
+    # CLUSTER first), and the two outcome views of 0009, recreated by 0010
     names = [re.search(r"VIEW IF NOT EXISTS (\w+)", v).group(1) for v in views]  # type: ignore[union-attr]
     assert sorted(set(names)) == ["llm_calls_mv", "llm_cost_by_trace_mv", "llm_cost_daily_mv",
                                   "outcomes_by_trace_mv", "outcomes_daily_mv"]
-    assert len(views) == 8
+    assert len(views) == 13
     drops = [s for s in statements if s.startswith("DROP VIEW")]
-    assert len(drops) == 3 and all(" ON CLUSTER prod" in s for s in drops)
+    assert len(drops) == 8 and all(" ON CLUSTER prod" in s for s in drops)
+    # the closed periods: one replica set over the whole cluster (every node's views read it)
+    assert ("CREATE TABLE IF NOT EXISTS spanledger_periods ON CLUSTER prod" in text
+            and "ReplicatedMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}')"
+            in text)
     # new columns go to the shard-local table AND its Distributed table
     alters = [s for s in statements if s.startswith("ALTER TABLE")]
     assert alters and all(" ON CLUSTER prod" in s for s in alters)

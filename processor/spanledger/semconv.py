@@ -58,8 +58,30 @@ STATUS_NO_USAGE = "no_usage"
 STATUS_DUPLICATE = "duplicate"
 #: on a duplicate: the span id (hex) of the span that carries the call's cost
 DUPLICATE_OF = "spanledger.duplicate_of"
-#: a cost (USD) the span arrived with from another tool, kept beside ours, never summed
+#: a row of ``llm_calls`` the views count nowhere: a value past the schema's sanity bounds
+#: (tokens, cost) or a date the schema cannot file (more than a day ahead, before 1970),
+#: from a writer that does not enforce the collector's bounds; shown, never summed
+STATUS_INVALID = "invalid"
+#: the statuses spanledger's processor writes: the only ones the collector takes from a
+#: client (and then only as claims it checks; see collector/pricing_enricher.py)
+PROCESSOR_STATUSES = frozenset({STATUS_PRICED, STATUS_UNPRICED, STATUS_AGGREGATE,
+                                STATUS_NO_USAGE, STATUS_DUPLICATE})
+#: a cost (USD) the span arrived with, kept beside ours, never summed: the figure the
+#: service priced it at (the collector re-prices every span) or another tool's
 COST_REPORTED = "spanledger.cost.reported"
+#: who reported it: ``service`` (a service's own spanledger processor) or the convention
+#: of the tool that put it on the span (``openlit``, ``litellm``, ``genai-semconv``, ...)
+COST_REPORTED_BY = "spanledger.cost.reported_by"
+REPORTED_BY_SERVICE = "service"
+#: ``true`` when the reported cost differs from the collector's beyond its tolerance
+#: (counted and shown, never summed)
+COST_DISAGREES = "spanledger.cost.disagrees"
+#: a claim of the client the collector did not take (the span was re-derived): the
+#: claimed status (``aggregate`` without the calls that carry its usage in its trace,
+#: ``duplicate`` without its keeper, ``no_usage`` on a span with usage, a status that is
+#: not one of :data:`PROCESSOR_STATUSES`), or ``cost`` (cost attributes on a span that is
+#: no call)
+CLAIM_REJECTED = "spanledger.claim.rejected"
 #: the cost under the names the GenAI conventions are converging on (a setting; PR #443 of
 #: semantic-conventions-genai): amount in USD and the currency code
 COST_AMOUNT = "gen_ai.usage.cost.amount"

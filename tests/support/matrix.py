@@ -229,16 +229,21 @@ def replay(provider: TracerProvider, records: Sequence[dict[str, Any]]) -> None:
 # -- OTLP -------------------------------------------------------------------------------------
 
 def flip_trace(span: ReadableSpan) -> ReadableSpan:
-    """The same span in another trace (first byte of the trace id flipped), parent kept."""
+    """The same span in another trace (first byte of the trace id flipped), parent kept,
+    as another provider call: its response id gets a suffix (the collector prices every
+    span, and two spans of one response id are one call in any trace)."""
     def flipped(ctx: SpanContext | None) -> SpanContext | None:
         if ctx is None:
             return None
         return SpanContext(ctx.trace_id ^ (0xFF << 120), ctx.span_id, ctx.is_remote,
                            ctx.trace_flags, ctx.trace_state)
 
+    attributes = dict(span.attributes or {})
+    if isinstance(attributes.get("gen_ai.response.id"), str):
+        attributes["gen_ai.response.id"] += "-flipped"
     return ReadableSpan(
         name=span.name, context=flipped(span.context), parent=flipped(span.parent),
-        resource=span.resource, attributes=span.attributes, events=span.events,
+        resource=span.resource, attributes=attributes, events=span.events,
         links=span.links, kind=span.kind, status=span.status, start_time=span.start_time,
         end_time=span.end_time, instrumentation_scope=span.instrumentation_scope)
 

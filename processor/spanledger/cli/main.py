@@ -21,6 +21,7 @@ from spanledger.cli import (
     collector,
     db,
     demo,
+    period,
     prices,
     quarantine,
     reconcile,
@@ -32,7 +33,8 @@ from spanledger.yamlconf import ConfigError
 #: command-group modules, in the order ``--help`` lists them. Imported here,
 #: not looked up by name, so the import graph (tests/test_layering.py) sees them;
 #: each keeps its heavy imports inside its command function.
-COMMAND_MODULES = (demo, collector, db, report, reconcile, alerts, quarantine, prices)
+COMMAND_MODULES = (demo, collector, db, report, period, reconcile, alerts, quarantine,
+                   prices)
 
 
 def build_parser() -> argparse.ArgumentParser:

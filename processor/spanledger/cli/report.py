@@ -1,5 +1,6 @@
-"""``spanledger report spend|traces|gpu|unit-economics|budgets|anomalies|html``: showback,
-chargeback, agent runs, GPU pools, cost per outcome and per customer, budgets and anomalies.
+"""``spanledger report spend|traces|disagreements|gpu|unit-economics|budgets|anomalies|html``:
+showback, chargeback, agent runs, reported costs vs the collector's, GPU pools, cost per outcome
+and per customer, budgets and anomalies.
 
 Flags are validated before the store is opened, so a typo costs nothing and
 is reported as one line with exit code 2. The store is opened read-only: a
@@ -157,6 +158,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     traces.add_argument("--top", type=int, default=10, help="how many runs (default 10)")
     traces.add_argument("--feature", help=f"only this feature ({UNATTRIBUTED!r} for untagged)")
     traces.set_defaults(func=run_traces)
+
+    disagreements = sub.add_parser(
+        "disagreements", help="costs the spans arrived with vs the collector's (never summed)",
+        description="Per service x model: calls that came with a cost of their own (a "
+                    "service's, another tool's), those that differ from the collector's, and "
+                    "both sums; then late arrivals, invalid rows, rejected claims and "
+                    "quarantined spans of the period.")
+    common_flags(disagreements)
+    disagreements.set_defaults(func=run_disagreements)
 
     gpu = sub.add_parser("gpu", help="GPU pools of self-hosted models, shared out by use")
     common_flags(gpu)
@@ -349,6 +359,16 @@ def run_gpu(args: argparse.Namespace) -> int:
     period = _period(args)
     costs = load_gpu_costs(args.gpu_costs)
     report = with_store(args.url, lambda s: build_gpu_report(s, costs, period, dims, args.env))
+    emit(render(report, args.format), args.output)
+    return 0
+
+
+def run_disagreements(args: argparse.Namespace) -> int:
+    from spanledger.reports.disagreements import build_disagreements_report
+
+    check_format(args.format)
+    period = _period(args)
+    report = with_store(args.url, lambda s: build_disagreements_report(s, period, args.env))
     emit(render(report, args.format), args.output)
     return 0
 

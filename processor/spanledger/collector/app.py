@@ -95,7 +95,8 @@ class Collector:
             log.info("spool: replaying %d segment(s) left by a previous run", replay)
         self.writer = Writer(self.spool, self.store, self.metrics, workers=cfg.batch.workers,
                              pricing=cfg.pricing.enabled, prices_file=cfg.pricing.prices,
-                             policy=self.access.policy())
+                             policy=self.access.policy(), bounds=cfg.trust.bounds(),
+                             dedup_window=cfg.trust.dedup_window_spans)
         self.writer.start()
         self._gauges()
         if cfg.budgets.file:

@@ -18,6 +18,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic_core import PydanticCustomError
 
 from spanledger import yamlconf
+from spanledger.collector.bounds import (
+    DEFAULT_MAX_COST_USD,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TOLERANCE,
+    SCHEMA_MAX_COST_USD,
+    SCHEMA_MAX_TOKENS,
+    Bounds,
+)
+from spanledger.collector.recent_keys import DEFAULT_CAPACITY as DEFAULT_DEDUP_WINDOW
 from spanledger.store.discovery import TOKEN_ENV
 from spanledger.yamlconf import ConfigError
 
@@ -164,6 +173,31 @@ class SpoolConfig(Section):
     segment_mb: Count = 32
 
 
+class TrustConfig(Section):
+    """What the collector refuses to store as a priced call, and what it flags.
+
+    The ceilings may be raised up to the schema's hard bounds (``clickhouse/0010_trust.sql``
+    counts a row beyond them nowhere), never past: what the collector stores, the views
+    count, and ARCHITECTURE.md ("Bounds") shows no sum can overflow with them.
+    """
+
+    #: a call with a token count (input, output, cache, reasoning) above this: quarantined
+    max_tokens_per_call: Annotated[int, Field(ge=1, le=SCHEMA_MAX_TOKENS)] = DEFAULT_MAX_TOKENS
+    #: a call whose cost (ours, or one it arrives with) is above this USD: quarantined
+    max_cost_per_call_usd: Annotated[float, Field(gt=0, le=SCHEMA_MAX_COST_USD)] = \
+        DEFAULT_MAX_COST_USD
+    #: a reported cost differing from ours by more than this share (or one pico-dollar) is
+    #: a disagreement: flagged and counted, never summed
+    disagreement_tolerance: Annotated[float, Field(ge=0, lt=1)] = DEFAULT_TOLERANCE
+    #: GenAI spans whose (TraceId, SpanId) are remembered across segments, so an exporter's
+    #: retry into a later segment is stored once (8 bytes each; 0 = off)
+    dedup_window_spans: Annotated[int, Field(ge=0, le=1 << 28)] = DEFAULT_DEDUP_WINDOW
+
+    def bounds(self) -> Bounds:
+        return Bounds(self.max_tokens_per_call, float(self.max_cost_per_call_usd),
+                      float(self.disagreement_tolerance))
+
+
 class BudgetsConfig(Section):
     """Budget evaluation (alerts, ``GET /budgets/state``); off without a file."""
 
@@ -184,6 +218,7 @@ class CollectorConfig(Section):
     sql_http: SqlHttpConfig = Field(default_factory=SqlHttpConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
     #: seconds SIGTERM may spend flushing the spool before exiting
     shutdown_timeout_s: Count = 30
 

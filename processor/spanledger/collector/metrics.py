@@ -21,13 +21,20 @@ COUNTERS: dict[str, str] = {
     "spans_written_total": "spans inserted into otel_traces (rows the table really gained)",
     "spans_deduplicated_total": "spans of a replayed segment the store already had",
     "spans_duplicate_total": "spans dropped as repeats of a (TraceId, SpanId) in the same segment",
-    "spans_priced_total": "spans priced by the collector (arrived without a cost status)",
+    "spans_priced_total": "spans priced by the collector (every GenAI span is priced here)",
     "spans_unpriced_total": "spans the collector could not price (unknown model)",
-    "spans_aggregate_total": "agent/workflow spans marked aggregate by the collector",
-    "spans_same_call_total": "second spans of a provider call another span counts (marked "
-                             "duplicate by the collector, not priced)",
-    "cost_reported_total": "spans priced by the collector that came with another tool's cost",
-    "cost_reported_disagreements_total": "... whose cost differs from ours by more than 1 ppm",
+    "spans_aggregate_total": "spans stored as aggregate (their trace shows the calls that "
+                             "carry their usage, or they have nothing to count)",
+    "spans_same_call_total": "second spans of a provider call another span counts (stored "
+                             "duplicate, not priced)",
+    "spans_verified_total": "spans a service priced, re-priced by the collector (its figure "
+                            "kept as spanledger.cost.reported)",
+    "spans_retried_total": "GenAI spans dropped because the same (TraceId, SpanId) was written "
+                           "in an earlier segment (a retry; recent-keys window)",
+    "cost_reported_total": "counted spans that came with a cost of their own (a service's or "
+                           "another tool's)",
+    "cost_reported_disagreements_total": "... whose cost differs from the collector's by more "
+                                         "than the tolerance (trust.disagreement_tolerance)",
     "requests_bad_total": "requests refused as malformed (INVALID_ARGUMENT / 400)",
     "requests_oversize_total": "requests refused as too large (RESOURCE_EXHAUSTED / 413)",
     "requests_unauthenticated_total": "requests refused for a missing or wrong bearer token",
@@ -45,6 +52,8 @@ COUNTERS: dict[str, str] = {
 #: counters with one label: name -> (label, help)
 LABELLED: dict[str, tuple[str, str]] = {
     "spans_quarantined_total": ("reason", "spans set aside in spanledger_quarantine, by reason"),
+    "claims_rejected_total": ("claim", "client claims the collector did not take (the span "
+                                       "stored as the call it is): aggregate, duplicate, status"),
 }
 
 

@@ -59,6 +59,8 @@ CONVERSION_FAILED = "conversion_failed"
 STORE_REJECTED = "store_rejected"
 #: the span is in otel_traces but a materialized view failed on it (Detail: which, why)
 VIEW_FAILED = "view_failed"
+# (and USAGE_OUT_OF_BOUNDS / COST_OUT_OF_BOUNDS in collector/bounds.py: a span past the
+# per-call ceilings, set aside before it is priced)
 
 _SCHEMA = pa.schema([
     ("Time", pa.timestamp("ms", tz="UTC")),

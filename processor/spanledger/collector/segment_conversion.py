@@ -37,6 +37,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanledger.collector import quarantine as q
 from spanledger.collector.attribution_policy import unverified_rows
+from spanledger.collector.bounds import Bounds
+from spanledger.collector.claims import Claim, latest
 from spanledger.collector.convert import Columns
 from spanledger.collector.spool import ARROW_SUFFIX, read_records
 
@@ -46,8 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: one pricing enricher per prices file, per worker process (the catalog loads once)
-_enrichers: dict[str | None, PricingEnricher] = {}
+#: one pricing enricher per prices file and bounds, per worker process (the catalog loads once)
+_enrichers: dict[tuple[str | None, Bounds | None], PricingEnricher] = {}
 
 #: ``Timestamp`` becomes a ``Date`` (the partition, ``llm_calls.Day``), which ends on
 #: 2149-06-06: a later start would be filed under a wrapped-around day
@@ -73,6 +75,10 @@ class Converted:
     keys: bytes = b""
     #: quarantine files written for this chunk (or segment): (path, spans by reason)
     quarantine: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    #: aggregate / duplicate claims the chunk could not settle (the writer checks them)
+    claims: list[Claim] = field(default_factory=list)
+    #: uint64 hashes of the GenAI rows' (TraceId, SpanId), for the writer's recent-keys index
+    money_keys: bytes = b""
 
     @property
     def quarantined(self) -> int:
@@ -83,12 +89,13 @@ class Converted:
             return pa.ipc.open_stream(source).read_all()
 
 
-def _enricher(prices_file: str | None) -> PricingEnricher:
-    enricher = _enrichers.get(prices_file)
+def _enricher(prices_file: str | None, bounds: Bounds | None = None) -> PricingEnricher:
+    enricher = _enrichers.get((prices_file, bounds))
     if enricher is None:
         from spanledger.collector.pricing_enricher import PricingEnricher
 
-        enricher = _enrichers[prices_file] = PricingEnricher(prices_file)
+        enricher = _enrichers[(prices_file, bounds)] = PricingEnricher(prices_file,
+                                                                      bounds=bounds)
     return enricher
 
 
@@ -135,8 +142,8 @@ def _chunk_file(segment: str | Path, offset: int) -> str:
 
 
 def convert_chunk(path: str, offset: int, length: int, pricing: bool,
-                  prices_file: str | None, policy: AttributionPolicy | None = None
-                  ) -> Converted:
+                  prices_file: str | None, policy: AttributionPolicy | None = None,
+                  bounds: Bounds | None = None) -> Converted:
     """Decode, price and convert whole records at ``offset`` of a sealed segment.
 
     ``policy`` (a tokens file): each span's attribution checked against its token.
@@ -144,6 +151,7 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
     The result goes to an Arrow file next to the segment, which the store reads
     its own way (no pickling through the pool, no copy in the writer's process);
     spans set aside go to a quarantine file beside it. Only I/O errors raise.
+    ``bounds``: the per-call ceilings (default: :class:`~spanledger.collector.bounds.Bounds`).
     """
     started = time.perf_counter()
     with open(path, "rb") as fh:
@@ -170,7 +178,8 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
                 f"{type(exc).__name__}: {exc}", segment))
             continue
         requests.append(request)
-    enricher = _enricher(prices_file) if pricing else None
+    enricher = _enricher(prices_file, bounds) if pricing else None
+    _forget_chunk(enricher)
     before = _snapshot(enricher)
     try:  # the fast path: nothing out of range (checked on the built columns), no error
         table, duplicates, keys = _convert(requests, enricher, policy=policy)
@@ -190,6 +199,8 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
             table, duplicates, keys, failed = _convert_isolating(requests, enricher, segment,
                                                                  policy)
             aside += failed
+    table, held, claims, money = _trusted(table, enricher, segment)
+    aside += held
     out = _chunk_file(path, offset)
     write_stream(table, out)
     after = _snapshot(enricher)
@@ -202,7 +213,7 @@ def convert_chunk(path: str, offset: int, length: int, pricing: bool,
         q.write_entries(aside, qfile)
         quarantined.append((qfile, q.reasons_of(aside)))
     result = Converted(out, table.num_rows, duplicates, counters,
-                       time.perf_counter() - started, keys, quarantined)
+                       time.perf_counter() - started, keys, quarantined, claims, money)
     del requests, records, data, table
     _trim()
     return result
@@ -258,6 +269,41 @@ def _convert_isolating(requests: list[ExportTraceServiceRequest],
     table = (pa.concat_tables(tables).combine_chunks() if tables
              else Columns().table())
     return table, duplicates, b"".join(seen), failed
+
+
+def _forget_chunk(enricher: PricingEnricher | None) -> None:
+    """Drop what an earlier chunk left in the enricher (a conversion that raised)."""
+    if enricher is not None:
+        enricher.take_set_aside()
+        enricher.take_claims()
+
+
+def _trusted(table: pa.Table, enricher: PricingEnricher | None, segment: str
+             ) -> tuple[pa.Table, list[q.QuarantinedSpan], list[Claim], bytes]:
+    """What the enricher decided about trust, applied to the chunk's table: spans out of
+    bounds taken out for the quarantine, the claims for the writer, the GenAI rows' keys."""
+    from spanledger.collector.recent_keys import money_keys
+
+    if enricher is None:
+        return table, [], [], b""
+    table, held = hold_back(table, enricher.take_set_aside(), segment)
+    return table, held, latest(enricher.take_claims()), money_keys(table).tobytes()
+
+
+def hold_back(table: pa.Table, aside: list[tuple[str, str, str, str]], segment: str
+              ) -> tuple[pa.Table, list[q.QuarantinedSpan]]:
+    """Take the rows the enricher set aside (trace id, span id, reason, detail) out of
+    ``table``, as quarantine entries; they are as they arrived (nothing was priced)."""
+    if not aside or table.num_rows == 0:
+        return table, []
+    why = {(trace, span): (reason, detail) for trace, span, reason, detail in aside}
+    keys = pc.binary_join_element_wise(table["TraceId"], table["SpanId"], ":")
+    mask = pc.is_in(keys, value_set=pa.array([f"{t}:{s}" for t, s in why], pa.string()))
+    entries = []
+    for row in q.rows_of(table.filter(mask)):
+        reason, detail = why[(row["TraceId"], row["SpanId"])]
+        entries.append(q.QuarantinedSpan.from_row(row, reason, detail, segment))
+    return table.filter(pc.invert(mask)), entries
 
 
 def spans_of(request: ExportTraceServiceRequest) -> list[tuple[Any, Any, Any]]:
@@ -369,19 +415,21 @@ def segment_result(parts: list[Converted], merged_file: str | Path) -> Converted
     with_rows = [p for p in parts if p.rows]
     seconds = max((p.seconds for p in parts), default=0.0)
     aside = [entry for p in parts for entry in p.quarantine]
+    trust = {"claims": latest(c for p in parts for c in p.claims),
+             "money_keys": b"".join(p.money_keys for p in parts)}
     if _repeats_across(parts):
         table, duplicates, counters = _merge(parts)
         write_stream(table.combine_chunks(), merged_file)
         return Converted(str(merged_file), table.num_rows, duplicates, counters, seconds,
-                         quarantine=aside)
+                         quarantine=aside, **trust)
     if len(with_rows) > 1:
         _concatenate([p.file for p in with_rows], merged_file)
         return Converted(str(merged_file), sum(p.rows for p in parts),
                          sum(p.duplicates for p in parts), _counters_of(parts), seconds,
-                         quarantine=aside)
+                         quarantine=aside, **trust)
     file = with_rows[0].file if with_rows else ""
     return Converted(file, sum(p.rows for p in parts), sum(p.duplicates for p in parts),
-                     _counters_of(parts), seconds, quarantine=aside)
+                     _counters_of(parts), seconds, quarantine=aside, **trust)
 
 
 def _merge(parts: list[Converted]) -> tuple[pa.Table, int, dict[str, int]]:
@@ -428,11 +476,11 @@ def _snapshot(enricher: PricingEnricher | None) -> dict[str, int]:
     return dict(vars(enricher.counters)) if enricher is not None else {}
 
 
-def warm_up(pricing: bool, prices_file: str | None) -> bool:
+def warm_up(pricing: bool, prices_file: str | None, bounds: Bounds | None = None) -> bool:
     """Load the catalog in a fresh worker before the first real job."""
     _arrow_without_pandas()
     if pricing:
-        _enricher(prices_file)
+        _enricher(prices_file, bounds)
     return True
 
 

@@ -47,9 +47,12 @@ from typing import Any
 from spanledger.collector import segment_conversion as conversion
 from spanledger.collector import worker_lifecycle
 from spanledger.collector.attribution_policy import AttributionPolicy
+from spanledger.collector.bounds import Bounds
 from spanledger.collector.isolation import Isolation, Outcome
 from spanledger.collector.metrics import Metrics
 from spanledger.collector.quarantine import Quarantine
+from spanledger.collector.recent_keys import DEFAULT_CAPACITY, RecentKeys
+from spanledger.collector.screening import Screened, money_key_array, screen
 from spanledger.collector.spool import ARROW_SUFFIX, Segment, Spool
 from spanledger.store.base import Inserted, Store, StoreError, StoreUnavailable
 
@@ -68,6 +71,8 @@ BACKOFF_MAX_S = 5.0
 WARM_UP_TIMEOUT_S = 120
 #: seconds between attempts to insert quarantine files the store did not take
 QUARANTINE_RETRY_S = 5.0
+#: suffix of a segment's file after the screen changed it (repeats, rejected claims)
+SCREENED_SUFFIX = ".screened" + ARROW_SUFFIX
 
 
 class Writer:
@@ -80,7 +85,11 @@ class Writer:
     def __init__(self, spool: Spool, store: Store, metrics: Metrics, *, workers: int,
                  pricing: bool, prices_file: str | None,
                  quarantine: Quarantine | None = None,
-                 policy: AttributionPolicy | None = None) -> None:
+                 policy: AttributionPolicy | None = None, bounds: Bounds | None = None,
+                 dedup_window: int = DEFAULT_CAPACITY) -> None:
+        """``bounds``: per-call ceilings and the disagreement tolerance (the collector's
+        ``trust`` section); ``dedup_window``: GenAI spans whose ids are remembered across
+        segments (0: off)."""
         self.spool = spool
         self.store = store
         self.metrics = metrics
@@ -88,7 +97,10 @@ class Writer:
         self.prices_file = prices_file
         #: a tokens file's attribution policy, checked in the conversion jobs
         self.policy = policy
+        self.bounds = bounds
         self.workers = workers
+        #: ids of the GenAI spans written lately: a retry in a later segment is dropped
+        self.recent = RecentKeys(dedup_window) if dedup_window > 0 else None
         self.quarantine = quarantine or Quarantine(store, spool.dir / "quarantine", metrics)
         self._pool: ProcessPoolExecutor | None = None
         self._stop = threading.Event()
@@ -126,7 +138,7 @@ class Writer:
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
                                    **worker_lifecycle.pool_options())
         try:
-            warm = [pool.submit(conversion.warm_up, self.pricing, self.prices_file)
+            warm = [pool.submit(conversion.warm_up, self.pricing, self.prices_file, self.bounds)
                     for _ in range(self.workers)]
             for f in warm:
                 f.result(timeout=WARM_UP_TIMEOUT_S)
@@ -282,7 +294,8 @@ class Writer:
         else:
             job.token = conversion.segment_token(seg.path)
         for offset, length in chunks:
-            args = (str(seg.path), offset, length, self.pricing, self.prices_file, self.policy)
+            args = (str(seg.path), offset, length, self.pricing, self.prices_file, self.policy,
+                    self.bounds)
             if self._pool is not None:
                 job.parts.append(self._pool.submit(conversion.convert_chunk, *args))
             else:
@@ -315,6 +328,7 @@ class Writer:
         started = time.perf_counter()
         isolation = Isolation(self._insert, str(job.seg.path), job.seg.path.name)
         try:
+            self._screen(job)
             outcome = isolation.run(job.result.file, job.token, job.result.rows) \
                 if job.result.rows else Outcome(0)
         except StoreError as exc:
@@ -327,6 +341,14 @@ class Writer:
                   time.perf_counter() - started)
         self._insert_succeeded()
         return outcome
+
+    def _screen(self, job: _Job) -> None:
+        """Once per segment, before its first insert: drop spans written in an earlier
+        segment, check the claims conversion could not settle (may ask the store)."""
+        if job.screened is not None or job.result is None:
+            return
+        job.screened = screen(job.result, self.recent, self.store,
+                              job.seg.path.with_suffix(SCREENED_SUFFIX))
 
     def _insert(self, file: str, token: str, settings: dict[str, Any] | None) -> Inserted:
         if self._fault and Path(self._fault).exists():
@@ -359,6 +381,8 @@ class Writer:
         for number, (path, reasons) in enumerate(job.result.quarantine):
             self.quarantine.put_file(path, f"{job.token}.q.convert{number}", reasons)
         self.quarantine.put(outcome.rejected, f"{job.token}.q.insert")
+        if self.recent is not None:
+            self.recent.add(money_key_array(job.result))
         self._remove_files(job)
         self.spool.done(job.seg)
         result, m = job.result, self.metrics
@@ -373,6 +397,19 @@ class Writer:
         m.inc("cost_reported_total", result.counters.get("reported", 0))
         m.inc("cost_reported_disagreements_total", result.counters.get("reported_disagreements", 0))
         m.inc("spans_unverified_total", result.counters.get("unverified", 0))
+        self._account_trust(result.counters, job.screened or Screened())
+
+    def _account_trust(self, counters: dict[str, int], screened: Screened) -> None:
+        m = self.metrics
+        m.inc("spans_verified_total", counters.get("verified", 0))
+        m.inc("spans_retried_total", screened.repeats)
+        for claim, amount in (("aggregate", counters.get("rejected_aggregate", 0)
+                               + screened.rejected.get("aggregate", 0)),
+                              ("duplicate", counters.get("rejected_duplicate", 0)
+                               + screened.rejected.get("duplicate", 0)),
+                              ("status", counters.get("rejected_status", 0))):
+            if amount:
+                m.inc_labelled("claims_rejected_total", claim, amount)
 
     # -- files ---------------------------------------------------------------------
     def _discard(self, job: _Job) -> None:
@@ -398,6 +435,7 @@ class Writer:
             for path, _ in part.quarantine:
                 Path(path).unlink(missing_ok=True)  # gone already when it was quarantined
         job.seg.path.with_suffix(ARROW_SUFFIX).unlink(missing_ok=True)
+        job.seg.path.with_suffix(SCREENED_SUFFIX).unlink(missing_ok=True)
 
 
 @dataclass
@@ -412,3 +450,5 @@ class _Job:
     ready: list[conversion.Converted] | None = None
     #: the segment's one Arrow file with its counts, once converted
     result: conversion.Converted | None = None
+    #: what the screen did, once it ran (before the first insert)
+    screened: Screened | None = None

@@ -115,6 +115,11 @@ class GroupSpend:
     snapshot_cost: Decimal | None = None
     #: priced calls with no price on the snapshot date: kept at their actual cost
     snapshot_fallback_calls: int = 0
+    #: the part of calls / cost that are late arrivals for a closed period, booked in this
+    #: one (the adjustment), and calls whose reported cost differs from the collector's
+    late_calls: int = 0
+    late_cost: Decimal = ZERO
+    disagreements: int = 0
 
     @property
     def model_calls(self) -> int:
@@ -186,6 +191,8 @@ def group_spend(rows: Iterable[SpendRow], snapshot: Snapshot | None = None) -> l
         g.output_tokens += r.output_tokens
         g.cache_read_tokens += r.cache_read_tokens
         g.cache_write_tokens += r.cache_write_tokens
+        g.late_calls += r.late_calls
+        g.disagreements += r.disagreements
         if r.status != "priced":
             if r.status == "unpriced":  # a model without a price (a tool without one is
                 g.unpriced_calls += r.calls  # no_usage: counted as a tool call, cost n/a)
@@ -193,6 +200,7 @@ def group_spend(rows: Iterable[SpendRow], snapshot: Snapshot | None = None) -> l
             continue
         g.priced_calls += r.calls
         g.cost += r.cost
+        g.late_cost += r.late_cost
     return sorted(groups.values(), key=lambda g: g.group)
 
 

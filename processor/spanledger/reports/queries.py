@@ -174,6 +174,11 @@ class SpendRow:
     duplicate_spans: int = 0
     tool_cost: Decimal = Decimal(0)
     vector_cost: Decimal = Decimal(0)
+    #: the part of calls / cost booked here as late arrivals for a closed period, and the
+    #: calls whose reported cost differs from the collector's
+    late_calls: int = 0
+    late_cost: Decimal = Decimal(0)
+    disagreements: int = 0
 
     @property
     def model_calls(self) -> int:
@@ -193,9 +198,13 @@ KIND_COLS = (Col("llm_calls", "sum(LlmCalls)"), Col("tool_calls", "sum(ToolCalls
              Col("duplicate_spans", "sum(DuplicateSpans)"),
              Col("tool_cost", "toString(sum(ToolCost))", money),
              Col("vector_cost", "toString(sum(VectorCost))", money))
+#: late arrivals booked in the period (closed periods' adjustment), disagreeing calls
+TRUST_COLS = (Col("late_calls", "sum(LateCalls)"),
+              Col("late_cost", "toString(sum(LateCost))", money),
+              Col("disagreements", "sum(Disagreements)"))
 _SPEND = (*_KEY, Col("status", "toString(Status)", str), Col("calls", "sum(Calls)"),
           Col("errors", "sum(Errors)"), *_SUMMED_TOKENS,
-          Col("reasoning_tokens", "sum(ReasoningTokens)"), _COST, *KIND_COLS)
+          Col("reasoning_tokens", "sum(ReasoningTokens)"), _COST, *KIND_COLS, *TRUST_COLS)
 
 
 def fetch_spend(store: Store, period: Period, dims: Sequence[str],
@@ -275,7 +284,7 @@ def fetch_model_usage(store: Store, period: Period, dims: Sequence[str],
     duplicate spans are left out as in every rollup, unpriced calls kept (a
     self-hosted model priced only by its GPUs has no per-token price).
     """
-    rest = (f"FROM llm_calls WHERE Status NOT IN ('aggregate', 'duplicate') "
+    rest = (f"FROM llm_calls WHERE Status NOT IN ('aggregate', 'duplicate', 'invalid') "
             f"AND {day_filter(period)}"
             f"{_env_filter(env)} GROUP BY {group_sql(dims)}, Model")
     return [ModelUsageRow(**r) for r in read_rows(store, _MODEL_USAGE, rest, dims)]
@@ -618,7 +627,7 @@ def fetch_active_users(store: Store, period: Period, dims: Sequence[str],
 
     From ``llm_calls`` (the rollups keep no users); aggregate spans left out.
     """
-    where = (f"WHERE Status NOT IN ('aggregate', 'duplicate') AND User != '' "
+    where = (f"WHERE Status NOT IN ('aggregate', 'duplicate', 'invalid') AND User != '' "
              f"AND {day_filter(period)}{scope.where()}")
     cols = ", ".join(f"toString({DIMENSIONS[d]})" for d in dims)
     per = {tuple(str(v) for v in r[:-1]): int(r[-1]) for r in store.query(
@@ -657,7 +666,7 @@ def fetch_call_kinds(store: Store, period: Period, scope: Scope = ALL) -> list[C
     cols = (Col("kind", call_kind_sql(), str), Col("status", "toString(Status)", str),
             Col("calls", "count()"), Col("tokens", "sum(InputTokens) + sum(OutputTokens)"),
             _COST)
-    rest = (f"FROM llm_calls WHERE Status NOT IN ('aggregate', 'duplicate') "
+    rest = (f"FROM llm_calls WHERE Status NOT IN ('aggregate', 'duplicate', 'invalid') "
             f"AND {day_filter(period)}{scope.where()} GROUP BY {call_kind_sql()}, Status")
     return [CallKindRow(**r) for r in read_rows(store, cols, rest)]
 
@@ -713,7 +722,8 @@ def fetch_trace_steps(store: Store, trace_ids: Sequence[str]) -> list[StepRow]:
     if not trace_ids:
         return []
     ids = ", ".join(sql_str(t) for t in trace_ids)
-    rest = (f"FROM llm_calls WHERE TraceId IN ({ids}) AND Status NOT IN ('aggregate', 'duplicate') "
+    rest = (f"FROM llm_calls WHERE TraceId IN ({ids}) "
+            "AND Status NOT IN ('aggregate', 'duplicate', 'invalid') "
             "ORDER BY TraceId, Timestamp, Step, SpanId")
     return [StepRow(**r) for r in read_rows(store, _STEP, rest)]
 

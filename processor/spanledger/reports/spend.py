@@ -16,6 +16,7 @@ from spanledger.errors import UsageError
 from spanledger.pricing.types import TokenUsage
 from spanledger.reports import chargeback as cb
 from spanledger.reports import spend_steps as steps
+from spanledger.reports import trust
 from spanledger.reports.budgets import Budgets
 from spanledger.reports.fixed_prices import FixedPrices
 from spanledger.reports.gpu_costs import GpuCosts, allocate_gpu
@@ -149,6 +150,7 @@ def build_spend_report(store: Store, opts: SpendOptions) -> Report:
         report.notes.insert(0, NO_TABLES)
         return report
     rows = fetch_spend(store, opts.period, _environments(opts), opts.env)
+    trust_notes = trust.notes(trust.fetch_trust(store, opts.period, opts.env))
     snapshot = None
     if opts.snapshot is not None:
         calls = fetch_call_usage(store, opts.period, opts.dims, opts.env)
@@ -160,6 +162,7 @@ def build_spend_report(store: Store, opts: SpendOptions) -> Report:
     unverified = fetch_unverified(store, opts.period, opts.env)
     if unverified.calls:
         report.notes.append(unverified_note(unverified))
+    report.notes += trust_notes
     return report
 
 
@@ -206,6 +209,7 @@ def spend_report(rows: list[SpendRow], opts: SpendOptions,
     t = steps.base_table(groups, opts.dims, {
         "period": opts.period.to_dict(), "model": opts.model, "by": list(opts.dims),
         "environment": opts.env})
+    steps.add_late_arrivals(t)
     if opts.snapshot is not None:
         steps.add_snapshot(t, opts.snapshot)
     if opts.model == "proportional" and opts.invoice is not None:

@@ -142,6 +142,24 @@ def base_table(groups: Sequence[cb.GroupSpend], dims: tuple[str, ...],
                       shared=[ZERO] * len(groups))
 
 
+def add_late_arrivals(t: SpendTable) -> None:
+    """The adjustment for closed periods: the part of each group's cost that was dated in a
+    closed month and booked in this period (only when there is any)."""
+    late_calls = sum(g.late_calls for g in t.groups)
+    if not late_calls:
+        return
+    at = next(i for i, c in enumerate(t.columns) if c.key == "cost") + 1
+    t.columns.insert(at, Column("late_cost", "of which late", "money", total=True))
+    for row, g in zip(t.rows, t.groups, strict=True):
+        row["late_cost"] = g.late_cost
+    late_cost = sum((g.late_cost for g in t.groups), ZERO)
+    t.notes.append(f"adjustment: {late_calls} late calls ({late_cost:.2f} USD, column "
+                   "'of which late') were dated in a closed period and are booked in this one; "
+                   "the closed period's own report is unchanged")
+    t.meta["late_calls"] = late_calls
+    t.meta["late_cost"] = str(late_cost)
+
+
 def add_snapshot(t: SpendTable, at: dt.date) -> None:
     """Cost at the prices of ``at`` beside the actual; the charge is based on it from here on."""
     t.columns += [Column("snapshot_cost", f"cost at {at} prices", "money", total=True),

@@ -74,6 +74,7 @@ def placeholders(cluster: str | None = None, ttl_days: int | None = None) -> dic
         for engine in ("MergeTree", "AggregatingMergeTree", "SummingMergeTree"):
             values[engine] = engine
         values["DEDUP_SETTING"] = f", non_replicated_deduplication_window = {DEDUP_WINDOW}"
+        values["ClusterWideMergeTree"] = "MergeTree"
         for table in SHARDING_KEYS:
             values[table] = table
     else:
@@ -82,6 +83,10 @@ def placeholders(cluster: str | None = None, ttl_days: int | None = None) -> dic
         for engine in ("MergeTree", "AggregatingMergeTree", "SummingMergeTree"):
             values[engine] = f"Replicated{engine}({zoo})"
         values["DEDUP_SETTING"] = f", replicated_deduplication_window = {DEDUP_WINDOW}"
+        # one replica set across every shard: a small table every node's views read whole
+        # (the closed periods), so a row written on one node is seen by all
+        values["ClusterWideMergeTree"] = (
+            "ReplicatedMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}')")
         for table in SHARDING_KEYS:
             values[table] = table + LOCAL_SUFFIX
     for key, (_table, column) in TTL_COLUMNS.items():
