@@ -194,7 +194,7 @@ class PricingEnricher:
         self.semconv_cost = semconv_cost_from_env() if semconv_cost is None else semconv_cost
         self.counters = PricingCounters()
         #: token-count names per convention (negative values are looked for there)
-        self._count_names: dict[int, tuple[str, ...]] = {}
+        self._count_names: dict[int, frozenset[str]] = {}
         #: spans priced since the last settle(): the candidates for duplicates
         self._pending: list[_Candidate] = []
         self._claimed: list[_Pending] = []
@@ -356,10 +356,10 @@ class PricingEnricher:
             names = self._count_names.get(id(reading.convention))
             if names is None:
                 c = reading.convention
-                names = self._count_names[id(c)] = (*c.usage_names(), *c.reasoning)
-            for name in names:
-                text = attrs.get(name)
-                if text is not None and text[:1] == "-":
+                names = self._count_names[id(c)] = frozenset((*c.usage_names(), *c.reasoning))
+            for name in names.intersection(attrs):  # one C walk; the few present checked
+                text = attrs[name]
+                if text[:1] == "-":
                     why = negative_count(attrs, (name,))
                     if why is not None:
                         return USAGE_OUT_OF_BOUNDS, why

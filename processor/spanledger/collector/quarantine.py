@@ -188,9 +188,9 @@ def _hex_ids(node: Any) -> None:
             _hex_ids(item)
 
 
-def otlp_span_json(resource_spans: Any, scope_spans: Any, span: Any) -> str:
-    """One span with its resource and scope as an OTLP/JSON request (the original values)."""
-    from google.protobuf.json_format import MessageToDict
+def single_span_request(resource_spans: Any, scope_spans: Any, span: Any) -> Any:
+    """An ExportTraceServiceRequest holding just ``span`` under copies of its resource and
+    scope: how a span is retried alone, and kept as it came."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
@@ -203,6 +203,14 @@ def otlp_span_json(resource_spans: Any, scope_spans: Any, span: Any) -> str:
     ss.scope.CopyFrom(scope_spans.scope)
     ss.schema_url = scope_spans.schema_url
     ss.spans.add().CopyFrom(span)
+    return request
+
+
+def otlp_span_json(resource_spans: Any, scope_spans: Any, span: Any) -> str:
+    """One span with its resource and scope as an OTLP/JSON request (the original values)."""
+    from google.protobuf.json_format import MessageToDict
+
+    request = single_span_request(resource_spans, scope_spans, span)
     doc = MessageToDict(request, use_integers_for_enums=True)
     _hex_ids(doc)
     return _cap(json.dumps(doc, ensure_ascii=False, separators=(",", ":")), SPAN_CAP)

@@ -258,9 +258,9 @@ def _convert_isolating(requests: list[ExportTraceServiceRequest],
         if attempt([request]):
             continue
         for rs, ss, span in spans_of(request):
-            if not attempt([single_span_request(rs, ss, span)]):
+            if not attempt([q.single_span_request(rs, ss, span)]):
                 try:
-                    _convert([single_span_request(rs, ss, span)], enricher, set(), policy)
+                    _convert([q.single_span_request(rs, ss, span)], enricher, set(), policy)
                     reason = "it converts alone but not after the spans before it"
                 except Exception as exc:
                     reason = f"{type(exc).__name__}: {exc}"
@@ -309,19 +309,6 @@ def hold_back(table: pa.Table, aside: list[tuple[str, str, str, str]], segment: 
 def spans_of(request: ExportTraceServiceRequest) -> list[tuple[Any, Any, Any]]:
     return [(rs, ss, span) for rs in request.resource_spans for ss in rs.scope_spans
             for span in ss.spans]
-
-
-def single_span_request(rs: Any, ss: Any, span: Any) -> ExportTraceServiceRequest:
-    """A request holding just ``span`` under copies of its resource and scope."""
-    request = ExportTraceServiceRequest()
-    out_rs = request.resource_spans.add()
-    out_rs.resource.CopyFrom(rs.resource)
-    out_rs.schema_url = rs.schema_url
-    out_ss = out_rs.scope_spans.add()
-    out_ss.scope.CopyFrom(ss.scope)
-    out_ss.schema_url = ss.schema_url
-    out_ss.spans.add().CopyFrom(span)
-    return request
 
 
 def times_in_range(table: pa.Table) -> bool:

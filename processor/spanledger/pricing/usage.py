@@ -104,6 +104,8 @@ def _first_count(attrs: Mapping[str, Any], names: tuple[str, ...]) -> int | None
             continue
         if type(value) is int and value >= 0:
             return value
+        if type(value) is str and value.isascii() and value.isdigit():  # the collector's text
+            return int(value)
         count = to_count(value)
         if count is not None:
             return count
