@@ -26,7 +26,7 @@ from spanledger.collector.metrics import Metrics
 from spanledger.collector.quarantine import TABLE as QUARANTINE
 from spanledger.collector.spool import _HEADER, Spool
 from spanledger.collector.writer import Writer
-from spanledger.store import Store, open_store
+from spanledger.store import Store
 from spanledger.store.base import StoreUnavailable
 from support.loadgen import genai_request
 from support.poison import (
@@ -35,6 +35,7 @@ from support.poison import (
     span_ids,
     spread_over_days,
 )
+from support.store import migrated_store
 
 
 def _spool(directory: Path) -> Spool:
@@ -54,11 +55,8 @@ def _canaries(spool: Spool, clients: int = 4, spans: int = 25) -> set[tuple[str,
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path / 'store'}", migrate=True)
-    try:
+    with migrated_store(tmp_path / "store") as s:
         yield s
-    finally:
-        s.close()
 
 
 def _write_all(spool: Spool, store: Store, timeout: float = 120) -> Metrics:

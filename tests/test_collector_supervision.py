@@ -24,9 +24,10 @@ from spanledger.collector.metrics import Metrics
 from spanledger.collector.receivers.intake import Intake
 from spanledger.collector.spool import Spool, SpoolUnavailable, read_records
 from spanledger.collector.writer import FAULT_ENV, Writer
-from spanledger.store import Store, open_store
+from spanledger.store import Store
 from support.collector import read_store_many, start_collector
 from support.loadgen import genai_request
+from support.store import migrated_store
 
 
 def _ids(request: Any) -> set[tuple[str, str]]:
@@ -42,11 +43,8 @@ def _spool(directory: Path, **kw: Any) -> Spool:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path / 'store'}", migrate=True)
-    try:
+    with migrated_store(tmp_path / "store") as s:
         yield s
-    finally:
-        s.close()
 
 
 def _wait(condition: Any, timeout: float = 120) -> None:

@@ -37,9 +37,9 @@ from support.deploy import (
     iter_panels,
     iter_query_variables,
     load_dashboard,
-    open_migrated_store,
     variable_sql,
 )
+from support.store import migrated_store
 
 NOW = anchor_time()
 SPANS = demo_spans(NOW)
@@ -227,13 +227,10 @@ def _context(dash_uid: str, **selected: str) -> GrafanaContext:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # One chdb path per process: open, fill, and always close for the next module.
     tmp = Path(tmp_path_factory.mktemp("deploy-dash"))
-    s = open_migrated_store(tmp / "store")
-    try:
+    with migrated_store(tmp / "store") as s:
         insert_spans(s, SPANS)
         _evaluate_budgets(s, tmp / "budgets.yaml")
         yield s
-    finally:
-        s.close()
 
 
 BUDGETS = """

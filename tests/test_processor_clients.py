@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import anthropic
@@ -28,6 +27,7 @@ from opentelemetry import propagate, trace
 import spanledger
 from spanledger import semconv as sc
 from spanledger.demo.stub_provider import AnthropicUsage, ChatUsage, StubProvider
+from support.local_http import LocalHttpServer
 from support.processor import (
     TOLERANCE,
     Capture,
@@ -264,20 +264,16 @@ def _downstream_gets_attribution(cap: Capture) -> None:
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
     downstream = capture()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Downstream)
-    server.cap = downstream  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    local = LocalHttpServer(_Downstream)
+    local.server.cap = downstream  # type: ignore[attr-defined]
     RequestsInstrumentor().instrument(tracer_provider=cap.provider)
     try:
         with spanledger.attribute(team="search", customer="acme"), \
                 cap.tracer().start_as_current_span("POST /search") as root:
-            port = server.server_address[1]
-            assert requests.get(f"http://127.0.0.1:{port}/rank", timeout=5).text == "ok"
+            assert requests.get(f"{local.base_url}/rank", timeout=5).text == "ok"
     finally:
         RequestsInstrumentor().uninstrument()
-        server.shutdown()
-        server.server_close()
+        local.close()
     assert attribution(cap.one("GET")) == {"team": "search", "customer": "acme"}  # client span
     served = downstream.one("GET /rank")
     assert served.context.trace_id == root.get_span_context().trace_id

@@ -28,6 +28,7 @@ from spanledger.reports.period import parse_month, utc_today
 from spanledger.reports.spend import SpendOptions, build_spend_report
 from spanledger.store import Store, open_store
 from support.loadgen import _kv
+from support.store import migrated_store
 from support.trust_calls import (
     append,
     call,
@@ -44,11 +45,8 @@ VICTIM = "victim"
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path / 'store'}", migrate=True)
-    try:
+    with migrated_store(tmp_path / "store") as s:
         yield s
-    finally:
-        s.close()
 
 
 def _victim_baseline(store: Store, tmp_path: Path, calls: int = 3,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +33,7 @@ import spanledger
 from spanledger import semconv as sc
 from spanledger.processor import baggage_trust
 from spanledger.processor.baggage_trust import STATS, BaggageTrust, TrustedPropagator
+from support.local_http import LocalHttpServer
 from support.processor import Capture, attribution, capture, cost_of, genai_attrs
 from support.trust import baggage_settings
 
@@ -95,16 +95,10 @@ class _Service(BaseHTTPRequestHandler):
 def service() -> Iterator[tuple[str, Capture, ThreadingHTTPServer]]:
     """The instrumented service: (base url, its captured spans, the server)."""
     cap = capture()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Service)
-    server.cap = cap  # type: ignore[attr-defined]
-    server.extract = None  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", cap, server
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LocalHttpServer(_Service) as local:
+        local.server.cap = cap  # type: ignore[attr-defined]
+        local.server.extract = None  # type: ignore[attr-defined]
+        yield local.base_url, cap, local.server
 
 
 def billed(cap: Capture) -> dict[tuple[str, str], Decimal]:

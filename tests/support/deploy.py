@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from spanledger.store import Store, open_store
+from spanledger.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -182,15 +182,6 @@ def all_values(dashboard: Mapping[str, Any]) -> dict[str, str]:
         for var in dashboard.get("templating", {}).get("list", [])
         if var.get("includeAll") and var.get("allValue") is not None
     }
-
-
-# --------------------------------------------------------------------------
-# A migrated store
-# --------------------------------------------------------------------------
-
-def open_migrated_store(path: Path) -> Store:
-    """A chdb store at ``path`` with every migration applied (the caller closes it)."""
-    return open_store(f"chdb://{path}", migrate=True)
 
 
 # --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from spanledger import semconv as sc
 from spanledger.processor.cost_processor import CostSpanProcessor
+from support.local_http import LocalHttpServer
 
 TOLERANCE = Decimal("1e-9")
 
@@ -124,7 +125,7 @@ def instrumented(provider: TracerProvider) -> Iterator[None]:
             inst.uninstrument()
 
 
-class OtlpHttpReceiver:
+class OtlpHttpReceiver(LocalHttpServer):
     """A test-only OTLP/HTTP traces endpoint on 127.0.0.1: decodes ExportTraceServiceRequest.
 
     ``spans`` holds one dict per received span: name, attributes (plain Python
@@ -133,7 +134,7 @@ class OtlpHttpReceiver:
 
     def __init__(self) -> None:
         import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
@@ -180,28 +181,18 @@ class OtlpHttpReceiver:
                 self.end_headers()
                 self.wfile.write(out)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        super().__init__(Handler)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
     def named(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             return [s for s in self.spans if s["name"] == name]
 
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
     def __enter__(self) -> OtlpHttpReceiver:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _any_value(value: Any) -> Any:

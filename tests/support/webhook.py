@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from support.local_http import LocalHttpServer
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class Received:
     status: int
 
 
-class WebhookReceiver:
+class WebhookReceiver(LocalHttpServer):
     """``POST`` anything; the n-th request gets ``statuses[n]`` (the last one repeats)."""
 
     def __init__(self, statuses: tuple[int, ...] = (200,)) -> None:
@@ -46,28 +48,18 @@ class WebhookReceiver:
                 self.end_headers()
                 self.wfile.write(out)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        return f"{self.base_url}/hook"
 
     def delivered(self) -> list[Received]:
         with self._lock:
             return [r for r in self.requests if r.status < 300]
 
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
     def __enter__(self) -> WebhookReceiver:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __iter__(self) -> Iterator[Received]:
         return iter(list(self.requests))
