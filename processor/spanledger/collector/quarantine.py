@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from spanledger.collector.convert import SPAN_KINDS, STATUS_CODES
 from spanledger.collector.metrics import Metrics
+from spanledger.collector.spool import fsync_path
 from spanledger.store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -289,9 +290,9 @@ class Quarantine:
 
     def _adopt(self, path: Path, token: str, reasons: Mapping[str, int]) -> None:
         final = self.dir / (token_name(token) + SUFFIX)
-        _fsync_file(path)
+        fsync_path(path)
         os.replace(path, final)
-        _fsync_dir(self.dir)
+        fsync_path(self.dir)
         for reason, count in reasons.items():
             log.warning("quarantined %d span(s): %s", count, reason)
             if self.metrics is not None:
@@ -326,19 +327,3 @@ class Quarantine:
         self.last_error = None
         path.unlink(missing_ok=True)
         return True
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -51,6 +51,15 @@ SEALED_SUFFIX = ".seg"
 ARROW_SUFFIX = ".arrows"
 
 
+def fsync_path(path: str | Path) -> None:
+    """Make a file's data, or a directory's entries (a rename, a new file), durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class SpoolFull(Exception):
     """Too much is waiting for storage: the client should retry later."""
 
@@ -381,11 +390,7 @@ class Spool:
                 os.close(fd)
 
     def _fsync_dir(self) -> None:
-        fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(self.dir)
 
     def _failed(self, message: str) -> None:
         if self.error != message:
