@@ -104,9 +104,7 @@ class EngineTurns:
         try:
             yield
         finally:
-            with self._cv:
-                self._busy = False
-                self._cv.notify_all()
+            self._done()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[None]:
@@ -117,9 +115,13 @@ class EngineTurns:
         try:
             yield
         finally:
-            with self._cv:
-                self._busy = False
-                self._cv.notify_all()
+            self._done()
+
+    def _done(self) -> None:
+        """The engine is free: wake whoever waits (a waiting write goes first)."""
+        with self._cv:
+            self._busy = False
+            self._cv.notify_all()
 
     @property
     def writers_waiting(self) -> int:
