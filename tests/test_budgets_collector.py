@@ -7,13 +7,11 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
-from support.collector import start_collector
+from support.collector import start_collector, wait_for
 from support.demo import clean_env
 from support.reports import llm_span, store_with
 from support.webhook import WebhookReceiver
@@ -21,13 +19,6 @@ from support.webhook import WebhookReceiver
 TOKEN = "budget-state-token"
 
 
-def wait_for(predicate: Any, timeout: float = 90) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def get(url: str, token: str | None = None) -> tuple[int, bytes]:

@@ -37,6 +37,7 @@ from support.processor import (
     cost_of,
     expected_cost,
     instrumented,
+    openai_client,
 )
 from support.trust import baggage_settings
 
@@ -75,12 +76,8 @@ def cap(stub: StubProvider) -> Iterator[Capture]:
         yield c
 
 
-def oai(stub: StubProvider) -> openai.OpenAI:
-    return openai.OpenAI(base_url=stub.base_url, api_key="test", max_retries=0)
-
-
 def test_openai_chat_streaming_and_embeddings_are_priced(stub: StubProvider, cap: Capture) -> None:
-    client = oai(stub)
+    client = openai_client(stub)
     with spanledger.attribute(team="search", feature="answers"):
         client.chat.completions.create(model="gpt-4o-mini",
                                        messages=[{"role": "user", "content": "hi"}])
@@ -102,7 +99,7 @@ def test_openai_chat_streaming_and_embeddings_are_priced(stub: StubProvider, cap
 
 
 def test_streaming_without_usage_is_no_usage_not_zero(stub: StubProvider, cap: Capture) -> None:
-    stream = oai(stub).chat.completions.create(
+    stream = openai_client(stub).chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
     for _ in stream:
         pass
@@ -179,7 +176,7 @@ def check_agent_trace(cap: Capture, agent: Any, want_attr: dict[str, str]) -> No
 
 def test_agent_in_thread_pool_inherits_attribution(stub: StubProvider, cap: Capture) -> None:
     tracer = cap.tracer("agent")
-    client = oai(stub)
+    client = openai_client(stub)
     with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=2) as tools, \
             spanledger.attribute(team="agents", feature="helper", customer="acme"), \
             tracer.start_as_current_span("POST /ask") as root:

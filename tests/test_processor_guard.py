@@ -28,7 +28,14 @@ import spanledger
 from spanledger import semconv as sc
 from spanledger.demo.stub_provider import ChatUsage, StubProvider
 from spanledger.processor import guard_clients, guard_ledger, guard_remote
-from support.processor import Capture, capture, cost_of, expected_cost, instrumented
+from support.processor import (
+    Capture,
+    capture,
+    cost_of,
+    expected_cost,
+    instrumented,
+    openai_client,
+)
 
 D = Decimal
 #: what every stub call costs: gpt-4o, 20 input tokens, 100 output tokens (= max_tokens)
@@ -59,10 +66,6 @@ def cap(stub: StubProvider) -> Iterator[Capture]:
         yield c
 
 
-def client(stub: StubProvider) -> openai.OpenAI:
-    return openai.OpenAI(base_url=stub.base_url, api_key="test", max_retries=0)
-
-
 def call(c: openai.OpenAI) -> Any:
     return c.chat.completions.create(model="gpt-4o", max_tokens=100, messages=MESSAGES)
 
@@ -85,7 +88,7 @@ class _Options:
 
 
 def test_refused_before_the_provider_is_called(stub: StubProvider, cap: Capture) -> None:
-    c = client(stub)
+    c = openai_client(stub)
     before = stub.total_requests
     limit = CALL_USD * 3 + reservation_usd() / 2  # room for 3 calls, not for a 4th
     made = 0
@@ -124,7 +127,7 @@ def test_a_limit_is_reached_at_greater_or_equal() -> None:
 
 def test_ten_threads_in_one_run_stop_within_one_reservation(stub: StubProvider,
                                                             cap: Capture) -> None:
-    c = client(stub)
+    c = openai_client(stub)
     before = stub.total_requests
     limit = D("0.05")
     refused = []
@@ -182,9 +185,9 @@ def test_baggage_carries_the_run_total_downstream(stub: StubProvider, cap: Captu
     try:
         with cap.tracer().start_as_current_span("POST /answer") as root, \
                 spanledger.guard(max_run_usd=1):
-            call(client(stub))
+            call(openai_client(stub))
             first = requests.get(downstream, params={"limit": limit}, timeout=30).json()
-            call(client(stub))
+            call(openai_client(stub))
             before = stub.total_requests
             second = requests.get(downstream, params={"limit": limit}, timeout=30).json()
             after = stub.total_requests
@@ -220,7 +223,7 @@ def test_async_client_and_decorator(stub: StubProvider, cap: Capture) -> None:
 
 def test_on_exceed_log_lets_calls_through(stub: StubProvider, cap: Capture,
                                           caplog: pytest.LogCaptureFixture) -> None:
-    c = client(stub)
+    c = openai_client(stub)
     logged = guard_ledger.STATS.logged
     before = stub.total_requests
     with cap.tracer().start_as_current_span("run"), \
@@ -249,7 +252,7 @@ def test_budget_file_limits_from_the_collector(stub: StubProvider, cap: Capture)
                        metrics_text=None, token="tok",
                        budgets_state=lambda: json.dumps(STATE).encode())
     state.start()
-    c = client(stub)
+    c = openai_client(stub)
     try:
         watcher = spanledger.watch_budgets(f"http://127.0.0.1:{state.port}", token="tok",
                                            every_s=60)
@@ -285,8 +288,8 @@ def test_an_unreachable_collector_blocks_nothing(stub: StubProvider, cap: Captur
     before = stub.total_requests
     with spanledger.attribute(team="support", feature="chat"), \
             cap.tracer().start_as_current_span("chat"):
-        call(client(stub))
-        call(client(stub))
+        call(openai_client(stub))
+        call(openai_client(stub))
     assert stub.total_requests - before == 2  # allowed ...
     assert guard_ledger.STATS.unknown_state - unknown == 2  # ... and counted
 
@@ -304,7 +307,7 @@ def test_an_instrumentation_wrapping_request_neither_bypasses_nor_doubles_the_ch
         guard_clients.install()
     instrumentor.instrument(tracer_provider=cap.provider)
     try:
-        c = client(stub)
+        c = openai_client(stub)
         before = stub.total_requests
         checked = guard_ledger.STATS.checked
         limit = CALL_USD * 2 + reservation_usd() / 2  # room for 2 calls, not for a 3rd

@@ -21,7 +21,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from spanledger import semconv as sc
-from support.collector import RunningCollector, start_collector
+from support.collector import RunningCollector, start_collector, wait_for
 from support.demo import clean_env
 
 pytestmark = pytest.mark.e2e
@@ -115,13 +114,6 @@ def get(url: str, token: str | None = None) -> int:
         return exc.code
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 90) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def _sha(secret: str) -> str:

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,3 +137,13 @@ def read_store_many(store_dir: Path, queries: Sequence[str]) -> list[list[tuple[
         return [store.query(q) for q in queries]
     finally:
         store.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 90) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()

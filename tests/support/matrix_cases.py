@@ -15,6 +15,7 @@ from typing import Any
 
 from spanledger.demo.stub_provider import AnthropicUsage, ChatUsage, StubProvider
 from support.matrix import Expected, Pipelines, instrumented, mistral_sdk_tracing
+from support.processor import openai_client
 
 MSGS = [{"role": "user", "content": "hi"}]
 #: Anthropic: uncached input LARGER than the cache counts, and 1-hour cache writes
@@ -55,12 +56,6 @@ def anthropic_client(p: Pipelines, stub: StubProvider) -> Any:
     # anthropic >= 2 traces itself; a client option names the provider (else the global one)
     return anthropic.Anthropic(base_url=stub.root_url, api_key="stub", max_retries=0,
                                open_telemetry={"tracer_provider": p.provider})
-
-
-def openai_client(stub: StubProvider) -> Any:
-    import openai
-
-    return openai.OpenAI(base_url=stub.base_url, api_key="stub", max_retries=0)
 
 
 @contextlib.contextmanager

@@ -195,6 +195,14 @@ class OtlpHttpReceiver(LocalHttpServer):
         return self
 
 
+def openai_client(stub: Any) -> Any:
+    """The real OpenAI client against the stub provider (no retries: a test sees the
+    first answer)."""
+    import openai
+
+    return openai.OpenAI(base_url=stub.base_url, api_key="stub", max_retries=0)
+
+
 def _any_value(value: Any) -> Any:
     kind = value.WhichOneof("value")
     if kind == "array_value":
