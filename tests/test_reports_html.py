@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from support.browser import CHROMIUM, headless
 from support.reports import load_store, october_spans, run_cli
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 BUDGETS = """
 by: team
@@ -19,15 +16,6 @@ budgets:
   - {team: search, monthly: 3.60}
   - {team: support, monthly: 10}
 """
-
-
-def headless(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture
