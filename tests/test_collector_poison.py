@@ -293,18 +293,25 @@ def test_records_that_are_not_otlp_are_quarantined_as_bytes(tmp_path: Path,
     assert metrics.get_labelled("spans_quarantined_total") == {"undecodable": 1}
 
 
-def test_a_torn_record_in_a_sealed_segment_is_kept(tmp_path: Path, store: Store) -> None:
+def _write_damaged_segment(tmp_path: Path, store: Store, tail: bytes) -> set[tuple[str, str]]:
+    """Canary spans in a sealed segment with ``tail`` appended, recovered and written;
+    returns the canaries' span ids."""
     spool_dir = tmp_path / "spool"
     spool = _spool(spool_dir)
     canaries = _canaries(spool, clients=2)
     spool.seal_if_due(force=True)
     (segment,) = spool_dir.glob("*.seg")
-    with open(segment, "ab") as fh:  # bytes that fail their checksum at the end
-        fh.write(_HEADER.pack(5, 0) + b"12345")
+    with open(segment, "ab") as fh:
+        fh.write(tail)
     spool = _spool(spool_dir)
     spool.recover()
-
     _write_all(spool, store)
+    return canaries
+
+
+def test_a_torn_record_in_a_sealed_segment_is_kept(tmp_path: Path, store: Store) -> None:
+    # bytes that fail their checksum at the end
+    canaries = _write_damaged_segment(tmp_path, store, _HEADER.pack(5, 0) + b"12345")
 
     assert set(_stored(store)) == canaries
     (entry,) = _quarantined(store)
@@ -315,17 +322,8 @@ def test_a_damaged_length_in_a_sealed_segment_loses_only_what_follows_it(
         tmp_path: Path, store: Store) -> None:
     """A record header whose length runs past the end of the segment: the records
     before it are written, the bytes from it on are quarantined (not dropped unseen)."""
-    spool_dir = tmp_path / "spool"
-    spool = _spool(spool_dir)
-    canaries = _canaries(spool, clients=2)
-    spool.seal_if_due(force=True)
-    (segment,) = spool_dir.glob("*.seg")
-    with open(segment, "ab") as fh:
-        fh.write(_HEADER.pack(1 << 30, 0) + b"what follows a damaged length")
-    spool = _spool(spool_dir)
-    spool.recover()
-
-    _write_all(spool, store)
+    canaries = _write_damaged_segment(
+        tmp_path, store, _HEADER.pack(1 << 30, 0) + b"what follows a damaged length")
 
     assert set(_stored(store)) == canaries
     (entry,) = _quarantined(store)
