@@ -15,7 +15,6 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import anthropic
@@ -27,7 +26,7 @@ from opentelemetry import propagate, trace
 import spanledger
 from spanledger import semconv as sc
 from spanledger.demo.stub_provider import AnthropicUsage, ChatUsage, StubProvider
-from support.local_http import LocalHttpServer
+from support.local_http import LocalHttpServer, QuietHandler
 from support.processor import (
     TOLERANCE,
     Capture,
@@ -225,13 +224,10 @@ def test_agents_as_asyncio_tasks(stub: StubProvider, cap: Capture) -> None:
                           {"team": "agents", "customer": customer})
 
 
-class _Downstream(BaseHTTPRequestHandler):
+class _Downstream(QuietHandler):
     """A second service: its own TracerProvider + CostSpanProcessor; baggage via the headers."""
 
     server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         cap: Capture = self.server.cap

@@ -18,7 +18,7 @@ import logging
 import random
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -33,7 +33,7 @@ import spanledger
 from spanledger import semconv as sc
 from spanledger.processor import baggage_trust
 from spanledger.processor.baggage_trust import STATS, BaggageTrust, TrustedPropagator
-from support.local_http import LocalHttpServer
+from support.local_http import LocalHttpServer, QuietHandler
 from support.processor import Capture, attribution, capture, cost_of, genai_attrs
 from support.trust import baggage_settings
 
@@ -54,14 +54,11 @@ def delta(before: dict[str, int]) -> dict[str, int]:
     return {k: v - before[k] for k, v in counts().items() if v != before[k]}
 
 
-class _Service(BaseHTTPRequestHandler):
+class _Service(QuietHandler):
     """GET /call?team=...: extract the caller's context, a server span, one LLM call inside
     (optionally within the service's own ``attribute(team=...)``)."""
 
     server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         cap: Capture = self.server.cap

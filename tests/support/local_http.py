@@ -7,6 +7,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps the test output clean (no access log on stderr)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 class LocalHttpServer:
     """``handler`` served on 127.0.0.1 until :meth:`close` (or the ``with`` block ends).
 

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from spanledger import semconv as sc
 from spanledger.processor.cost_processor import CostSpanProcessor
-from support.local_http import LocalHttpServer
+from support.local_http import LocalHttpServer, QuietHandler
 
 TOLERANCE = Decimal("1e-9")
 
@@ -134,7 +134,6 @@ class OtlpHttpReceiver(LocalHttpServer):
 
     def __init__(self) -> None:
         import threading
-        from http.server import BaseHTTPRequestHandler
 
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
@@ -145,11 +144,8 @@ class OtlpHttpReceiver(LocalHttpServer):
         self._lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

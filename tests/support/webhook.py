@@ -5,10 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
-from support.local_http import LocalHttpServer
+from support.local_http import LocalHttpServer, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -29,11 +27,8 @@ class WebhookReceiver(LocalHttpServer):
         self._lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
